@@ -57,7 +57,10 @@ def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache
     spec = DEFAULT_MODEL if spec is None else spec
     local = resolve_local(spec)
     if local is not None:
-        return DPEGenerator.from_pretrained(str(local), map_location=device)
+        try:
+            return DPEGenerator.from_pretrained(str(local), map_location=device)
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"{local}: config.json does not describe a DPEGenerator ({exc})") from None
     path = Path(str(spec)).expanduser()
     if path.exists():
         raise ModelLoadError(f"{spec}: not a model folder (no config.json in it or in {path / RUN_GENERATOR_SUBDIR})")

@@ -1,0 +1,75 @@
+"""Turn a DataConfig into the example streams and validation pairs a training mode consumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dpe_hf.data import corpora
+from dpe_hf.data.degrade import degrade
+from dpe_hf.data.generated import generated_photo, write_generated_folder
+from dpe_hf.data.transforms import pil_to_tensor
+from dpe_hf.errors import ConfigError
+from dpe_hf.ops.resize import resize_long_side
+from dpe_hf.training.config import TrainConfig
+
+GENERATED_SIZE = (256, 320)
+VAL_SEED_OFFSET = 1_000_003
+
+
+def generated_folder(config: TrainConfig, accelerator) -> Path | None:
+    """Write `data.generated` procedural photos once (main process) and return their folder."""
+    if config.data.generated <= 0:
+        return None
+    folder = Path(config.output_dir) / "generated_data"
+    if accelerator.is_main_process and len(list(folder.glob("*.png"))) != config.data.generated:
+        write_generated_folder(folder, config.data.generated, GENERATED_SIZE, config.seed)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def pair_stream(config: TrainConfig, accelerator):
+    """(input, target) crops for supervised training: real pairs, synthetic pairs or a mix."""
+    data, rank, world = config.data, accelerator.process_index, accelerator.num_processes
+    seed = config.seed * 1000 + rank  # each process draws its own crops
+    streams, weights = [], []
+    if data.input or data.expert:
+        if not (data.input and data.expert):
+            raise ConfigError("paired data needs both data.input (--input) and data.expert (--expert)")
+        pairs = corpora.shard_for_process(corpora.load_pairs(data.input, data.expert, ids=data.ids), rank, world)
+        streams.append(corpora.PairedCrops(pairs, data.crop, seed, max_side=data.max_side))
+        weights.append(data.paired_weight)
+    good = list(data.synthetic)
+    folder = generated_folder(config, accelerator)
+    if folder is not None:
+        good.append(str(folder))
+    if good:
+        images = corpora.shard_for_process(corpora.load_images(good, streaming=data.streaming), rank, world)
+        streams.append(corpora.SyntheticPairs(images, data.crop, seed + 500, max_side=data.max_side))
+        weights.append(1.0 - data.paired_weight if streams[:-1] else 1.0)
+    if not streams:
+        raise ConfigError("no training data: give paired folders (--input/--expert), data.synthetic "
+                          "folders or data.generated > 0")
+    if len(streams) == 1:
+        return streams[0]
+    return corpora.MixedPairs(streams, weights, seed)
+
+
+def validation_pairs(config: TrainConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """Fixed (name, input, target) pairs, each (1,3,H,W) with long side `max_side`."""
+    data = config.data
+    out = []
+    if data.val_input and data.val_expert:
+        pairs = corpora.load_pairs(data.val_input, data.val_expert, ids=data.val_ids)
+        for row in pairs:
+            x = pil_to_tensor(row["input"])[None]
+            y = pil_to_tensor(row["target"])[None]
+            out.append((row["id"], resize_long_side(x, data.max_side), resize_long_side(y, data.max_side)))
+        return out
+    for i in range(data.val_generated):
+        seed = VAL_SEED_OFFSET + config.seed + i
+        clean = torch.from_numpy(generated_photo(GENERATED_SIZE, seed)).permute(2, 0, 1).float() / 255
+        degraded, _ = degrade(clean, seed)
+        out.append((f"generated_{i}", degraded[None], clean[None]))
+    return out

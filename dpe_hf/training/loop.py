@@ -1,0 +1,192 @@
+"""The training loop: one Accelerator, one task (supervised, gan1way, gan2way), logging,
+validation, checkpoints and the final `save_pretrained`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+
+from dpe_hf.inference import enhance_tensor
+from dpe_hf.metrics import psnr
+from dpe_hf.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from dpe_hf.training.config import TrainConfig, to_dict
+from dpe_hf.training.data import validation_pairs
+
+
+def make_task(config: TrainConfig, accelerator):
+    # explicit imports per mode: a broken GAN module must not break supervised training
+    if config.mode == "supervised":
+        from dpe_hf.training.supervised import SupervisedTask
+
+        return SupervisedTask(config, accelerator)
+    from dpe_hf.training.gan import GANTask
+
+    return GANTask(config, accelerator)
+
+
+class RunLog:
+    """JSONL log (main process) plus Accelerate's trackers (TensorBoard)."""
+
+    def __init__(self, accelerator, run_dir: Path):
+        self.accelerator = accelerator
+        self.path = run_dir / "log.jsonl"
+
+    def __call__(self, step: int, values: dict) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
+        self.accelerator.log({k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step)
+
+
+def validate(model: torch.nn.Module, pairs, max_side: int) -> dict[str, float]:
+    was_training = model.training
+    scores = [psnr(enhance_tensor(model, x, max_side=max_side), y).item() for _, x, y in pairs]
+    model.train(was_training)
+    return {"val/psnr": sum(scores) / len(scores)} if scores else {}
+
+
+def sync_buffers(accelerator, model: torch.nn.Module) -> None:
+    """Give every process rank 0's BN statistics: DDP syncs gradients, not running stats,
+    and a generator called several times per step leaves them different on each rank."""
+    if accelerator.num_processes == 1:
+        return
+    import torch.distributed as dist
+
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
+def _multi_process_cpu() -> bool:
+    # `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate only sets up gloo
+    # processes (MULTI_CPU) when told to use the CPU; otherwise each process trains alone.
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None = None) -> Path:
+    run_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        cpu=_multi_process_cpu(),
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accum,
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "tensorboard")),
+    )
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(_yaml(to_dict(config)))
+    set_seed(config.seed)  # the same initial weights on every process
+    task = make_task(config, accelerator)
+    log = RunLog(accelerator, run_dir)
+    val_pairs = validation_pairs(config) if accelerator.is_main_process else []
+
+    start = 0
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            accelerator.print(f"no checkpoint in {run_dir}; starting from step 0")
+        else:
+            state = load_checkpoint(accelerator, checkpoint)
+            start = state["step"]
+            task.load_data_state(state["data"])
+            accelerator.print(f"resumed from {checkpoint} at step {start}")
+    accelerator.init_trackers("dpe", config=_flat(to_dict(config)))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=config.steps, initial=start, disable=not accelerator.is_local_main_process,
+               desc=config.mode, dynamic_ncols=True)
+    end = min(config.steps, config.stop_at or config.steps)
+    for step in range(start, end):
+        values = task.train_step(step)
+        done = step + 1
+        if not all(math.isfinite(v) for v in values.values()):
+            accelerator.print(f"step {done}: non-finite loss {values}")
+        if done % config.log_every == 0 or done == config.steps:
+            log(done, values)
+            bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in values.items() if k != "lr"})
+        if config.val_every and (done % config.val_every == 0 or done == config.steps):
+            if accelerator.is_main_process:
+                log(done, validate(task.enhancer(), val_pairs, config.data.max_side))
+            accelerator.wait_for_everyone()
+        if config.save_every and done % config.save_every == 0 and done != end:
+            save_checkpoint(accelerator, run_dir, done, {"step": done, "data": task.data_state()},
+                            keep=config.keep_checkpoints)
+        bar.update(1)
+    bar.close()
+    if end < config.steps:
+        save_checkpoint(accelerator, run_dir, end, {"step": end, "data": task.data_state()},
+                        keep=config.keep_checkpoints)
+        accelerator.print(f"stopped at step {end} of {config.steps}; continue with --resume")
+        accelerator.end_training()
+        return run_dir
+
+    for model in task.final_models().values():
+        sync_buffers(accelerator, model)
+    _write_digest(accelerator, run_dir, task.final_models())
+    save_checkpoint(accelerator, run_dir, config.steps, {"step": config.steps, "data": task.data_state()},
+                    keep=config.keep_checkpoints)
+    if accelerator.is_main_process:
+        _publish(task, config, run_dir, push_to_hub)
+    accelerator.end_training()
+    return run_dir
+
+
+def weights_digest(models: dict[str, torch.nn.Module]) -> str:
+    """SHA-256 of every parameter and buffer: equal digests mean bit-identical models."""
+    h = hashlib.sha256()
+    for name, model in sorted(models.items()):
+        for key, tensor in sorted(model.state_dict().items()):
+            h.update(f"{name}.{key}".encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _write_digest(accelerator, run_dir: Path, models) -> None:
+    """Each process records its final weights' digest: data-parallel processes must agree."""
+    folder = run_dir / "digests"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"process_{accelerator.process_index}.txt").write_text(weights_digest(models) + "\n")
+
+
+def _publish(task, config: TrainConfig, run_dir: Path, push_to_hub: str | None) -> None:
+    from dpe_hf.hub import model_card_kwargs
+
+    for name, model in task.final_models().items():
+        folder = run_dir / name
+        (folder / "README.md").unlink(missing_ok=True)  # regenerate the card for this run
+        model.save_pretrained(folder, model_card_kwargs=model_card_kwargs(config, run_dir))
+    if push_to_hub:
+        model = task.final_models()["generator"]
+        model.push_to_hub(push_to_hub, model_card_kwargs=model_card_kwargs(config, run_dir, repo_id=push_to_hub))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def _yaml(tree: dict) -> str:
+    import yaml
+
+    def plain(v):
+        if isinstance(v, tuple):
+            return list(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return yaml.safe_dump(plain(tree), sort_keys=False)
