@@ -1,0 +1,407 @@
+"""The `dpe` command line: enhance photos in batch and evaluate results against references.
+
+    dpe enhance photos/ *.jpg -o enhanced/ [--model PATH_OR_REPO_ID] [--strength 0.7]
+    dpe eval --pred enhanced/ --ref expert/ [--suffix _enhanced]
+    dpe eval --model PATH_OR_REPO_ID --input photos/ --ref expert/
+
+Start-up stays light: torch, numpy, PIL and huggingface_hub are imported inside the
+subcommands, so `dpe --help` answers at once. Each subcommand is one `_add_<name>` function
+that declares its options and one `_cmd_<name>` function that runs it.
+
+Exit codes: 0 success, 1 some files failed (the others were done), 2 usage error or nothing
+could be done (no model, no pairs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpe_hf import __version__
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_SUFFIX = "_enhanced"
+DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE (not imported: it pulls in torch)
+DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.data.io.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
+FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
+_GLOB_CHARS = set("*?[")
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    """One line on stderr; through tqdm so that a progress bar is not torn."""
+    line = f"error: {message}"
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        print(line, file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _progress(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True, leave=False)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _int_range(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be between {lo} and {hi}, got {value}" if hi is not None else f"must be >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def _load_model(spec: str | None):
+    """The generator `spec` names, or None after printing the reason (the caller exits 2)."""
+    from dpe_hf.errors import ModelLoadError
+    from dpe_hf.hub import load_generator
+
+    try:
+        return load_generator(spec)
+    except ModelLoadError as exc:
+        _error(str(exc))
+        return None
+
+
+def _jsonable(value: float) -> float | None:
+    """Strict JSON has no inf/nan (PSNR of identical images is inf): write them as null."""
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+# --------------------------------------------------------------------------------------------
+# dpe enhance
+# --------------------------------------------------------------------------------------------
+
+
+def _add_enhance(sub) -> None:
+    p = sub.add_parser(
+        "enhance", help="enhance photos (files, folders, glob patterns) into an output folder",
+        description="Enhance photos with a DPE generator and write them to DIR as "
+                    "{stem}{suffix}.{ext}. EXIF and ICC profiles are carried over; 16-bit PNG/TIFF "
+                    "stay 16-bit. An input is never overwritten. A bad file is reported on stderr "
+                    "and the batch goes on; the exit code is 1 if any file failed.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (their images) or glob patterns such as 'photos/*.jpg'")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--model", metavar="PATH_OR_REPO_ID",
+                   help="model folder, training run folder, bundled name or hub repo id "
+                        "(default: the bundled model)")
+    p.add_argument("--strength", type=_fraction, default=1.0,
+                   help="blend between the input (0) and the full enhancement (1); default 1")
+    p.add_argument("--suffix", default=DEFAULT_SUFFIX,
+                   help=f"added to each output's file stem (default {DEFAULT_SUFFIX!r}; write "
+                        "--suffix=-x for one that starts with '-')")
+    p.add_argument("--ext", metavar="EXT",
+                   help="output format: jpg, png, webp or tif (default: the input's format; "
+                        f"{FALLBACK_EXT} for formats that cannot be written, such as GIF and BMP)")
+    p.add_argument("--quality", type=_int_range(1, 100), default=95,
+                   help="JPEG/WebP quality, 1-100 (default 95)")
+    p.add_argument("--max-side", type=_int_range(1), default=DEFAULT_MAX_SIDE,
+                   help="long side at which the network runs; the result is carried to full size "
+                        f"(default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
+                   help="refuse images with more pixels than this, 0 for no limit "
+                        f"(default {DEFAULT_MAX_PIXELS})")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("--recursive", action="store_true",
+                   help="also take the images of subfolders, mirroring them under DIR")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.set_defaults(func=_cmd_enhance)
+
+
+@dataclass
+class _Job:
+    source: Path  # as given (for messages)
+    output: Path | None  # None: the input itself failed (see error)
+    error: str | None = None  # reason, without the path
+
+
+def _normalise_ext(ext: str | None) -> str | None:
+    if ext is None:
+        return None
+    ext = ext.strip().lstrip(".")
+    return ext or None
+
+
+def _collect_inputs(specs: list[str], out_dir: Path, *,
+                    recursive: bool) -> list[tuple[Path, Path | None, str | None]]:
+    """Expand INPUTs into (file, output subfolder relative to DIR, None), in order. A folder or
+    pattern that yields nothing comes back as (spec, None, reason). Paths that do not exist are
+    kept as files: reading them gives the "file not found" error. Files under DIR are left out
+    of folder scans, so that re-running on a folder that holds DIR does not enhance outputs."""
+    from dpe_hf.evaluation import list_images
+
+    found: list[tuple[Path, Path | None, str | None]] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            images = list_images(path, recursive=recursive, exclude=out_dir)
+            if not images:
+                hint = "" if recursive else " (use --recursive for subfolders)"
+                found.append((path, None, f"no images in this folder{hint}"))
+            found.extend((img, img.relative_to(path).parent, None) for img in images)
+        elif path.exists() or os.path.lexists(path) or not (_GLOB_CHARS & set(spec)):
+            found.append((path, Path("."), None))  # a file, or a missing path read_image will name
+        else:
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive) if Path(m).is_file())
+            if not matches:
+                found.append((path, None, "no file matches this pattern"))
+            found.extend((m, Path("."), None) for m in matches)
+    return found
+
+
+def _plan(args, out_dir: Path) -> list[_Job]:
+    """Decide every input's output; refuse outputs that would overwrite an input or collide."""
+    from dpe_hf.data.io import WRITE_SUFFIXES
+
+    ext = _normalise_ext(args.ext)
+    found = _collect_inputs(args.inputs, out_dir, recursive=args.recursive)
+    seen_inputs: set[Path] = set()
+    entries = []
+    for src, rel, err in found:
+        if err is None and rel is not None:
+            key = src.resolve()
+            if key in seen_inputs:  # the same file through a folder and a pattern: once
+                continue
+            seen_inputs.add(key)
+        entries.append((src, rel, err))
+
+    jobs: list[_Job] = []
+    planned: dict[Path, Path] = {}
+    for src, rel, err in entries:
+        if err is not None:
+            jobs.append(_Job(src, None, err))
+            continue
+        out_ext = ext or src.suffix.lstrip(".")
+        if ext is None and "." + out_ext.lower() not in WRITE_SUFFIXES:
+            out_ext = FALLBACK_EXT
+        output = out_dir / rel / f"{src.stem}{args.suffix}.{out_ext}"
+        key = output.resolve()
+        if key == src.resolve() or (output.exists() and src.exists() and os.path.samefile(output, src)):
+            jobs.append(_Job(src, None, "output would overwrite the input"))
+            continue
+        if key in seen_inputs:
+            jobs.append(_Job(src, None, f"output {output} would overwrite another input of this batch"))
+            continue
+        if key in planned:
+            jobs.append(_Job(src, None, f"output {output} is also the output of {planned[key]}"))
+            continue
+        planned[key] = src
+        jobs.append(_Job(src, output))
+    return jobs
+
+
+def _cmd_enhance(args) -> int:
+    start = time.perf_counter()
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        _error(f"{out_dir}: the output path exists and is not a folder")
+        return EXIT_USAGE
+    generator = _load_model(args.model)
+    if generator is None:
+        return EXIT_USAGE
+
+    from dpe_hf.data.io import read_image, write_image
+    from dpe_hf.errors import DPEError
+    from dpe_hf.inference import enhance
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _error(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})")
+        return EXIT_USAGE
+
+    written: list[str] = []
+    skipped: list[str] = []
+    failed: list[dict] = []
+
+    def fail(path: Path | str, reason: str) -> None:
+        failed.append({"path": str(path), "reason": reason})
+        _error(f"{path}: {reason}")
+
+    jobs = _plan(args, out_dir)
+    for job in _progress(jobs, "enhance"):
+        if job.output is None:
+            fail(job.source, job.error)
+            continue
+        if job.output.exists() or os.path.lexists(job.output):
+            if args.skip_existing:
+                skipped.append(str(job.output))
+                continue
+            if not args.overwrite:
+                fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
+                continue
+        try:
+            image, meta = read_image(job.source, max_pixels=args.max_pixels or None)
+            result = enhance(generator, image, max_side=args.max_side, strength=args.strength)
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.output, result, meta, quality=args.quality)
+        except DPEError as exc:
+            failed.append({"path": getattr(exc, "path", str(job.source)),
+                           "reason": getattr(exc, "reason", str(exc))})
+            _error(str(exc))
+            continue
+        except (ValueError, RuntimeError, MemoryError, OSError) as exc:
+            fail(job.source, f"{type(exc).__name__}: {exc}")
+            continue
+        written.append(str(job.output))
+
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"written": written, "skipped": skipped, "failed": failed,
+                          "seconds": round(seconds, 3)}, indent=2))
+    else:
+        parts = [f"{len(written)} written"]
+        if skipped:
+            parts.append(f"{len(skipped)} skipped")
+        if failed:
+            parts.append(f"{len(failed)} failed")
+        print(f"{', '.join(parts)} ({seconds:.1f} s)", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# dpe eval
+# --------------------------------------------------------------------------------------------
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="PSNR / SSIM / ΔE00 of predictions (or of a model's output) against references",
+        description="Pair images by file stem and print PSNR, SSIM and CIEDE2000 (ΔE00) per image and "
+                    "their mean. Either compare a folder of predictions (--pred) to the references, "
+                    "or enhance the images of --input with --model in memory and compare those.")
+    p.add_argument("--ref", required=True, metavar="DIR", help="folder of reference (target) images")
+    p.add_argument("--pred", metavar="DIR", help="folder of predictions (e.g. the output of dpe enhance)")
+    p.add_argument("--suffix", default="", metavar="SUFFIX",
+                   help="removed from prediction stems before pairing (e.g. _enhanced); default none")
+    p.add_argument("--model", metavar="PATH_OR_REPO_ID", help="enhance --input with this model")
+    p.add_argument("--input", metavar="DIR", help="folder of inputs to enhance (with --model)")
+    p.add_argument("--strength", type=_fraction, default=1.0, help="enhancement strength (with --model)")
+    p.add_argument("--max-side", type=_int_range(1), default=DEFAULT_MAX_SIDE,
+                   help=f"network resolution, long side (with --model; default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger images, 0 for no limit (default {DEFAULT_MAX_PIXELS})")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    if (args.pred is None) == (args.model is None and args.input is None):
+        _error("give either --pred DIR, or --model M with --input DIR")
+        return EXIT_USAGE
+    if args.pred is None and (args.model is None or args.input is None):
+        _error("--model and --input go together")
+        return EXIT_USAGE
+    first_dir = Path(args.pred if args.pred is not None else args.input)
+    for d in (first_dir, Path(args.ref)):
+        if not d.is_dir():
+            _error(f"{d}: not a folder")
+            return EXIT_USAGE
+
+    method = None
+    if args.model is not None:
+        generator = _load_model(args.model)
+        if generator is None:
+            return EXIT_USAGE
+        from dpe_hf.inference import enhance
+
+        def method(image):
+            return enhance(generator, image, max_side=args.max_side, strength=args.strength)
+
+    from dpe_hf.evaluation import evaluate_pairs, format_table, pair_by_stem
+
+    pairing = pair_by_stem(first_dir, args.ref, first_suffix=args.suffix if args.pred else "")
+    for line in pairing.ambiguous:
+        _warn(f"{line}; left out")
+    if pairing.only_first:
+        _warn(f"{len(pairing.only_first)} stem(s) only in {first_dir}: {', '.join(pairing.only_first)}")
+    if pairing.only_ref:
+        _warn(f"{len(pairing.only_ref)} stem(s) only in {args.ref}: {', '.join(pairing.only_ref)}")
+    if not pairing.pairs:
+        _error(f"no image stems in common between {first_dir} and {args.ref}")
+        return EXIT_USAGE
+
+    result = evaluate_pairs(pairing.pairs, method, max_pixels=args.max_pixels or None,
+                            on_error=_error, progress=lambda it: _progress(it, "eval"))
+    if args.json:
+        def clean(row):
+            return {k: (_jsonable(v) if isinstance(v, float) else v) for k, v in row.items()}
+
+        mean = result.mean
+        print(json.dumps({
+            "images": [clean(r) for r in result.rows],
+            "mean": clean(mean) if mean else None,
+            "failed": result.failed,
+            "only_pred" if args.pred else "only_input": pairing.only_first,
+            "only_ref": pairing.only_ref,
+        }, indent=2))
+    elif result.rows:
+        print(format_table(result.rows, encoding=getattr(sys.stdout, "encoding", None)))
+    if not result.rows:
+        _error("no pair could be evaluated")
+    return EXIT_SOME_FAILED if result.failed else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dpe", description="Deep Photo Enhancer: enhance photos and evaluate enhancers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_enhance(sub)
+    _add_eval(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

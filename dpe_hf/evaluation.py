@@ -1,0 +1,201 @@
+"""Paired evaluation: match predictions to references by file stem and score each pair.
+
+One implementation for `dpe eval` and `benchmarks/quality.py`:
+
+* `list_images` / `pair_by_stem` find the pairs;
+* `evaluate_pairs` reads each pair, optionally turns the first image into a prediction with a
+  `method` (an enhancer, a baseline), and scores it with `dpe_hf.metrics.evaluate_pair`;
+* `mean_scores` and `format_table` summarise.
+
+Images are read with `dpe_hf.data.io.read_image` and compared as float in [0, 1]: uint8 / 255,
+uint16 / 65535. torch is imported only when something is scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dpe_hf.data.io import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, read_image, to_float32
+from dpe_hf.errors import DPEError
+
+__all__ = [
+    "METRICS",
+    "Pairing",
+    "EvalResult",
+    "list_images",
+    "pair_by_stem",
+    "score_arrays",
+    "evaluate_pairs",
+    "mean_scores",
+    "format_table",
+]
+
+#: (key in the score dicts, column header, decimals)
+METRICS: tuple[tuple[str, str, int], ...] = (("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("delta_e", "ΔE00", 2))
+
+#: A method maps the first image of a pair (as read: H x W x 3 uint8/uint16) to the prediction
+#: (uint8, uint16 or float in [0, 1]).
+Method = Callable[[np.ndarray], np.ndarray]
+
+
+def list_images(folder: str | Path, *, recursive: bool = False,
+                exclude: Path | None = None) -> list[Path]:
+    """Image files of `folder` (suffix in SUPPORTED_SUFFIXES, any case; hidden files left out),
+    sorted; with `recursive`, those of its subfolders too. Files under `exclude` are left out."""
+    folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    exclude = exclude.resolve() if exclude is not None else None
+    out = []
+    for p in candidates:
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.suffix.lower() not in SUPPORTED_SUFFIXES or not p.is_file():
+            continue
+        if exclude is not None and p.resolve().is_relative_to(exclude):
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+@dataclass
+class Pairing:
+    pairs: list[tuple[str, Path, Path]]  # (stem, first, reference), sorted by stem
+    only_first: list[str] = field(default_factory=list)  # stems without a reference
+    only_ref: list[str] = field(default_factory=list)  # stems without a first image
+    ambiguous: list[str] = field(default_factory=list)  # "DIR: stem 's' matches a.jpg, a.png"
+
+
+def _by_stem(folder: Path, strip_suffix: str) -> tuple[dict[str, Path], list[str]]:
+    groups: dict[str, list[Path]] = {}
+    for p in list_images(folder):
+        stem = p.stem
+        if strip_suffix and stem.endswith(strip_suffix):
+            stem = stem[: -len(strip_suffix)]
+        groups.setdefault(stem, []).append(p)
+    unique = {s: ps[0] for s, ps in groups.items() if len(ps) == 1}
+    ambiguous = [f"{folder}: stem '{s}' matches several files ({', '.join(p.name for p in ps)})"
+                 for s, ps in sorted(groups.items()) if len(ps) > 1]
+    return unique, ambiguous
+
+
+def pair_by_stem(first_dir: str | Path, ref_dir: str | Path, *, first_suffix: str = "") -> Pairing:
+    """Pair the images of two folders by file stem (not recursive).
+
+    `first_suffix` is removed from the stems of `first_dir` before matching (e.g. "_enhanced"
+    for the outputs of `dpe enhance`). A stem that names several files in one folder
+    (a.jpg and a.png) is ambiguous and left out.
+    """
+    first, amb1 = _by_stem(Path(first_dir), first_suffix)
+    ref, amb2 = _by_stem(Path(ref_dir), "")
+    common = sorted(first.keys() & ref.keys())
+    return Pairing(
+        pairs=[(s, first[s], ref[s]) for s in common],
+        only_first=sorted(first.keys() - ref.keys()),
+        only_ref=sorted(ref.keys() - first.keys()),
+        ambiguous=amb1 + amb2,
+    )
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    out = to_float32(image)
+    return np.clip(out, 0.0, 1.0) if image.dtype.kind == "f" else out
+
+
+def score_arrays(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """PSNR / SSIM / ΔE00 of two H x W x 3 images (uint8, uint16 or float in [0, 1]).
+
+    Raises ValueError if the sizes differ."""
+    import torch
+
+    from dpe_hf.metrics import evaluate_pair
+
+    if pred.shape != ref.shape:
+        raise ValueError(f"size {pred.shape[1]}x{pred.shape[0]} differs from the reference's "
+                         f"{ref.shape[1]}x{ref.shape[0]}")
+
+    def tensor(a: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(_as_float(a))).permute(2, 0, 1)[None]
+
+    return evaluate_pair(tensor(pred), tensor(ref))
+
+
+@dataclass
+class EvalResult:
+    rows: list[dict]  # {"name": stem, "psnr", "ssim", "delta_e"}, in pair order
+    failed: list[dict]  # {"path": ..., "reason": ...}
+
+    @property
+    def mean(self) -> dict[str, float] | None:
+        return mean_scores(self.rows)
+
+
+def evaluate_pairs(pairs: Iterable[tuple[str, Path, Path]], method: Method | None = None, *,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   on_error: Callable[[str], None] | None = None,
+                   progress: Callable[[Iterable], Iterable] | None = None) -> EvalResult:
+    """Score every (stem, first, reference) pair: the prediction is `method(first image)`, or the
+    first image itself when `method` is None. A pair that cannot be read or whose sizes differ
+    is recorded in `failed` (and passed to `on_error` as one "PATH: reason" line); the rest go on.
+    """
+    rows, failed = [], []
+    pairs = list(pairs)
+    for stem, first_path, ref_path in (progress(pairs) if progress else pairs):
+        path = first_path
+        try:
+            first, _ = read_image(first_path, max_pixels=max_pixels)
+            path = ref_path
+            ref, _ = read_image(ref_path, max_pixels=max_pixels)
+            path = first_path
+            pred = first if method is None else method(first)
+            scores = score_arrays(pred, ref)
+        except DPEError as exc:
+            reason = getattr(exc, "reason", str(exc))
+            failed.append({"path": getattr(exc, "path", str(path)), "reason": reason})
+            if on_error:
+                on_error(str(exc))
+            continue
+        except ValueError as exc:
+            failed.append({"path": str(first_path), "reason": str(exc)})
+            if on_error:
+                on_error(f"{first_path}: {exc} ({ref_path})")
+            continue
+        rows.append({"name": stem, **scores})
+    return EvalResult(rows, failed)
+
+
+def mean_scores(rows: Sequence[dict]) -> dict[str, float] | None:
+    """Mean of each metric over the rows (None for no rows); a PSNR of inf keeps the mean inf."""
+    if not rows:
+        return None
+    return {key: math.fsum(r[key] for r in rows) / len(rows) for key, _, _ in METRICS}
+
+
+def _header_text(header: str, encoding: str | None) -> str:
+    try:
+        header.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return header.replace("Δ", "d")
+    return header
+
+
+def format_table(rows: Sequence[dict], *, name_header: str = "image", mean: bool = True,
+                 encoding: str | None = "utf-8") -> str:
+    """A plain-text table: one line per row ("name" + metrics), then a "mean" line if `mean`.
+    PSNR with 2 decimals, SSIM 3, ΔE00 2. `encoding`: the stream's, so that "ΔE00" becomes
+    "dE00" where it cannot be printed."""
+    lines = [dict(r) for r in rows]
+    if mean and rows:
+        lines.append({"name": "mean", **mean_scores(rows)})
+    width = max([len(name_header), *(len(str(r["name"])) for r in lines)])
+    headers = [_header_text(h, encoding) for _, h, _ in METRICS]
+    out = [f"{name_header:<{width}}" + "".join(f"  {h:>7}" for h in headers)]
+    for r in lines:
+        cells = "".join(f"  {r[key]:>7.{dec}f}" for key, _, dec in METRICS)
+        out.append(f"{r['name']:<{width}}{cells}")
+    return "\n".join(out)

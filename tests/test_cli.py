@@ -1,0 +1,317 @@
+"""The `dpe` command line: enhance (batch behaviour, formats, safety) and eval (numbers, pairing).
+
+Runs `main([...])` in-process with a tiny random model; images are a few dozen pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dpe_hf.cli import main
+from dpe_hf.data.io import read_image, to_float32
+from dpe_hf.inference import enhance
+from dpe_hf.metrics import ciede2000, psnr, ssim
+from dpe_hf.models.generator import DPEGenerator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    DPEGenerator(width=0.25).save_pretrained(folder)
+    return folder
+
+
+def photo(h: int = 40, w: int = 56, seed: int = 0, dtype=np.uint8) -> np.ndarray:
+    """A smooth colour image with some texture (not white noise: JPEG keeps it recognisable)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([xx, yy, 1 - (xx + yy) / 2], axis=2) * 0.8 + 0.1
+    img = np.clip(base + rng.normal(0, 0.04, (h, w, 3)), 0, 1)
+    top = 65535 if dtype == np.uint16 else 255
+    return np.round(img * top).astype(dtype)
+
+
+def save(path: Path, array: np.ndarray, **kwargs) -> Path:
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+# --------------------------------------------------------------------------------------------
+# start-up
+# --------------------------------------------------------------------------------------------
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys\n"
+        "from dpe_hf.cli import main\n"
+        "for argv in (['--help'], ['enhance', '--help'], ['eval', '--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'huggingface_hub') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: dpe enhance" in proc.stdout and "--skip-existing" in proc.stdout
+    assert "dpe 0.1" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --------------------------------------------------------------------------------------------
+# dpe enhance
+# --------------------------------------------------------------------------------------------
+
+
+def test_enhance_png_and_jpeg_keep_size_and_format(tmp_path, model, capsys):
+    png = save(tmp_path / "one.png", photo(40, 56))
+    jpg = save(tmp_path / "two.jpg", photo(48, 36, seed=1), quality=95)
+    out = tmp_path / "out"
+    assert main(["enhance", str(png), str(jpg), "-o", str(out), "--model", str(model)]) == 0
+    assert "2 written" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["one_enhanced.png", "two_enhanced.jpg"]
+    with Image.open(out / "one_enhanced.png") as im:
+        assert (im.format, im.size) == ("PNG", (56, 40))
+    with Image.open(out / "two_enhanced.jpg") as im:
+        assert (im.format, im.size) == ("JPEG", (36, 48))
+
+
+def test_enhance_ext_and_suffix(tmp_path, model, capsys):
+    jpg = save(tmp_path / "two.jpg", photo(), quality=95)
+    out = tmp_path / "out"
+    assert main(["enhance", str(jpg), "-o", str(out), "--model", str(model), "--ext", ".PNG",
+                 "--suffix=-x", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == [str(out / "two-x.PNG")] and summary["failed"] == []
+    with Image.open(out / "two-x.PNG") as im:
+        assert im.format == "PNG"
+
+
+def test_strength_zero_reproduces_png_exactly(tmp_path, model):
+    src = photo(33, 45, seed=3)
+    png = save(tmp_path / "p.png", src)
+    out = tmp_path / "out"
+    assert main(["enhance", str(png), "-o", str(out), "--model", str(model), "--strength", "0"]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "p_enhanced.png")), src)
+
+
+def test_sixteen_bit_png_stays_sixteen_bit(tmp_path, model):
+    cv2 = pytest.importorskip("cv2")
+    src = photo(36, 44, seed=4, dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), src[:, :, ::-1])
+    out = tmp_path / "out"
+    assert main(["enhance", str(path), "-o", str(out), "--model", str(model)]) == 0
+    result = cv2.imread(str(out / "deep_enhanced.png"), cv2.IMREAD_UNCHANGED)
+    assert result.dtype == np.uint16 and result.shape == (36, 44, 3)
+    # the near-identity random model keeps the picture: 16-bit precision survived
+    assert np.abs(result[:, :, ::-1].astype(np.int64) - src).mean() < 2000
+    assert len(np.unique(result)) > 256
+
+
+def test_batch_goes_on_past_bad_files(tmp_path, model, capsys):
+    good = save(tmp_path / "good.jpg", photo(), quality=95)
+    missing = tmp_path / "missing.png"
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a photo\n")
+    whole = save(tmp_path / "whole.jpg", photo(120, 160, seed=5), quality=95).read_bytes()
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+
+    code = main(["enhance", str(good), str(missing), str(text), str(truncated), "-o", str(out),
+                 "--model", str(model)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert os.listdir(out) == ["good_enhanced.jpg"]  # no partial or temporary files
+    errors = error_lines(err)
+    assert len(errors) == 3, err
+    for bad, reason in ((missing, "file not found"), (text, ""), (truncated, "")):
+        naming = [line for line in err.splitlines() if str(bad) in line]
+        assert len(naming) == 1, err
+        assert naming[0].startswith(f"error: {bad}: ") and reason in naming[0]
+    assert "good.jpg" not in "\n".join(errors)
+    assert "1 written, 3 failed" in err
+
+
+def test_output_never_overwrites_its_input(tmp_path, model, capsys):
+    png = save(tmp_path / "p.png", photo())
+    before = png.read_bytes()
+    code = main(["enhance", str(png), "-o", str(tmp_path), "--suffix", "", "--overwrite",
+                 "--model", str(model), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert png.read_bytes() == before
+    assert error_lines(captured.err) == [f"error: {png}: output would overwrite the input"]
+    assert json.loads(captured.out)["failed"] == [{"path": str(png), "reason": "output would overwrite the input"}]
+    assert sorted(os.listdir(tmp_path)) == ["p.png"]
+
+
+def test_existing_outputs_need_overwrite_or_skip(tmp_path, model, capsys):
+    src = photo(seed=6)
+    png = save(tmp_path / "p.png", src)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = save(out / "p_enhanced.png", np.zeros_like(src))
+    placeholder = target.read_bytes()
+    args = ["enhance", str(png), "-o", str(out), "--model", str(model), "--json"]
+
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "exists; use --overwrite or --skip-existing" in captured.err
+    assert target.read_bytes() == placeholder
+
+    assert main([*args, "--skip-existing"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped"] == [str(target)] and summary["written"] == []
+    assert target.read_bytes() == placeholder
+
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == [str(target)]
+    assert np.abs(np.asarray(Image.open(target)).astype(int) - src).mean() < 8
+    assert sorted(os.listdir(out)) == ["p_enhanced.png"]
+
+
+def test_folders_recursive_and_glob_patterns(tmp_path, model, capsys):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    save(src / "a.png", photo(seed=1))
+    save(src / "sub" / "b.png", photo(seed=2))
+    (src / "readme.txt").write_text("not an image")
+    out = tmp_path / "out"
+    base = ["--model", str(model), "--json"]
+
+    assert main(["enhance", str(src), "-o", str(out), *base]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == [str(out / "a_enhanced.png")]
+
+    assert main(["enhance", str(src), "-o", str(out), "--recursive", "--skip-existing", *base]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["written"] == [str(out / "sub" / "b_enhanced.png")]
+    assert summary["skipped"] == [str(out / "a_enhanced.png")]
+
+    glob_out = tmp_path / "glob_out"
+    assert main(["enhance", str(src / "*.png"), "-o", str(glob_out), *base]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == [str(glob_out / "a_enhanced.png")]
+    assert main(["enhance", str(src / "*.jpg"), "-o", str(glob_out), *base]) == 1
+    assert "no file matches" in capsys.readouterr().err
+
+
+def test_no_bundled_model_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    import dpe_hf.hub
+
+    monkeypatch.setattr(dpe_hf.hub, "bundled_models", lambda: {})
+    monkeypatch.chdir(tmp_path)
+    save(tmp_path / "x.png", photo())
+    assert main(["enhance", "x.png", "-o", "out"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert "no bundled default model" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# dpe eval
+# --------------------------------------------------------------------------------------------
+
+
+def _reference_scores(pred_paths, ref_paths) -> np.ndarray:
+    """(N, 3) psnr/ssim/ΔE00 recomputed straight from dpe_hf.metrics."""
+    def load(p):
+        return torch.from_numpy(to_float32(read_image(p)[0])).permute(2, 0, 1)[None]
+
+    rows = []
+    for p, r in zip(pred_paths, ref_paths):
+        x, y = load(p), load(r)
+        rows.append([float(psnr(x, y)[0]), float(ssim(x, y)[0]), float(ciede2000(x, y)[0])])
+    return np.array(rows)
+
+
+@pytest.fixture
+def eval_folders(tmp_path):
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    for i, stem in enumerate(["a", "b", "c"]):
+        clean = photo(32, 40, seed=10 + i)
+        noisy = np.clip(clean + np.random.default_rng(i).normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+        save(ref / f"{stem}.png", clean)
+        save(pred / f"{stem}.png", noisy)
+    save(pred / "only_in_pred.png", photo(seed=20))
+    save(ref / "only_in_ref.png", photo(seed=21))
+    return pred, ref
+
+
+def test_eval_table_matches_metrics(eval_folders, capsys):
+    pred, ref = eval_folders
+    assert main(["eval", "--pred", str(pred), "--ref", str(ref)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines[0].split()[:3] == ["image", "PSNR", "SSIM"]
+    assert [line.split()[0] for line in lines[1:]] == ["a", "b", "c", "mean"]
+    expected = _reference_scores([pred / f"{s}.png" for s in "abc"], [ref / f"{s}.png" for s in "abc"])
+    printed = np.array([[float(v) for v in line.split()[1:]] for line in lines[1:]])
+    tolerance = np.array([0.005, 0.0005, 0.005]) + 1e-9
+    assert np.all(np.abs(printed[:3] - expected) <= tolerance)
+    assert np.all(np.abs(printed[3] - expected.mean(axis=0)) <= tolerance)
+    assert "only_in_pred" in captured.err and "only_in_ref" in captured.err
+
+
+def test_eval_json(eval_folders, capsys):
+    pred, ref = eval_folders
+    assert main(["eval", "--pred", str(pred), "--ref", str(ref), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in result["images"]] == ["a", "b", "c"]
+    assert result["only_pred"] == ["only_in_pred"] and result["only_ref"] == ["only_in_ref"]
+    expected = _reference_scores([pred / f"{s}.png" for s in "abc"], [ref / f"{s}.png" for s in "abc"])
+    mean = result["mean"]
+    assert np.allclose([mean["psnr"], mean["ssim"], mean["delta_e"]], expected.mean(axis=0), rtol=1e-6)
+
+
+def test_eval_with_model_enhances_in_memory(eval_folders, model, capsys):
+    pred, ref = eval_folders  # pred plays the inputs here
+    assert main(["eval", "--model", str(model), "--input", str(pred), "--ref", str(ref), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    generator = DPEGenerator.from_pretrained(str(model))
+    a_in, _ = read_image(pred / "a.png")
+    a_ref, _ = read_image(ref / "a.png")
+    x = torch.from_numpy(to_float32(enhance(generator, a_in))).permute(2, 0, 1)[None]
+    y = torch.from_numpy(to_float32(a_ref)).permute(2, 0, 1)[None]
+    assert result["images"][0]["psnr"] == pytest.approx(float(psnr(x, y)[0]), rel=1e-6)
+
+
+def test_eval_size_mismatch_fails_that_pair(eval_folders, capsys):
+    pred, ref = eval_folders
+    save(pred / "b.png", photo(30, 40))
+    assert main(["eval", "--pred", str(pred), "--ref", str(ref), "--json"]) == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert [r["name"] for r in result["images"]] == ["a", "c"]
+    assert len(result["failed"]) == 1 and "differs from the reference" in result["failed"][0]["reason"]
+    assert [line for line in error_lines(captured.err) if "b.png" in line]
+
+
+def test_eval_without_common_stems_exits_2(tmp_path, capsys):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "r").mkdir()
+    save(tmp_path / "p" / "x.png", photo())
+    save(tmp_path / "r" / "y.png", photo())
+    assert main(["eval", "--pred", str(tmp_path / "p"), "--ref", str(tmp_path / "r")]) == 2
+    assert "no image stems in common" in capsys.readouterr().err
