@@ -1,0 +1,52 @@
+# Two entry points for a fresh machine with only Python:
+#   make demo   install everything and start the Gradio demo on http://127.0.0.1:7860
+#   make test   install the project with its test extras and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; a plain `pip install torch` would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test venv install install-test system-test-deps wheel-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, so that the project's own `torch>=2.4` is already satisfied
+$(VENV)/.torch: $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)" \
+		|| $(BIN)/pip install --quiet "torch>=2.4"
+	touch $@
+
+venv: $(VENV)/.torch
+
+install: venv
+	$(BIN)/pip install --quiet -e ".[app]"
+
+install-test: venv
+	$(BIN)/pip install --quiet -e ".[test,app]"
+
+# Browser tests drive Debian's chromium (never `playwright install`): install it when we can.
+system-test-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+demo: install
+	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python app.py
+
+test: install-test system-test-deps
+	$(BIN)/python -m pytest -q
+
+# A non-editable wheel must carry everything it needs at run time (model cards, checkpoints).
+wheel-check: venv
+	rm -rf dist/wheelcheck && $(BIN)/pip wheel --quiet --no-deps -w dist/wheelcheck .
+	rm -rf dist/wheelcheck/site && $(BIN)/pip install --quiet --no-deps --target dist/wheelcheck/site dist/wheelcheck/*.whl
+	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -m dpe_hf.cli --help >/dev/null
+	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -c \
+		"from dpe_hf.resources import resource_dir, model_card_template; import dpe_hf.models.generator; \
+		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); print('wheel ok')"
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info
