@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -39,15 +38,6 @@ def test_photo_like_statistics():
         # ... but most of the image is smooth (not pure noise).
         assert np.median(grad) < 0.05
 
-
-def test_cheap():
-    generated_photo((256, 256), seed=0)  # warm-up
-    start = time.perf_counter()
-    for s in range(10):
-        generated_photo((256, 256), seed=s)
-    per_image = (time.perf_counter() - start) / 10
-    # Budget is 20 ms; allow slack for a loaded shared CI machine.
-    assert per_image < 0.06, f"{per_image * 1000:.1f} ms per 256x256 image"
 
 
 @pytest.mark.parametrize("size", [(0, 5), (5, -1), (5,), (2.5, 4), None])
