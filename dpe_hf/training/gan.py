@@ -1,0 +1,365 @@
+"""GAN modes: the paper's 1-way GAN and 2-way GAN with individual BN, trained as (A-)WGAN.
+
+One `train_step` is one **critic** step (`config.steps` counts them); every `gan.n_critic`
+critic steps the generator(s) take one step on the same batch (paper and released code: 50).
+The step is written out explicitly, in the style of pytorch-CycleGAN-and-pix2pix's
+`cycle_gan_model.py`: the critics are frozen (`requires_grad=False`) during the generator
+step and every loss has a name and is logged.
+
+Notation (design.md §1): x = a source photo ("ordinary"), y = a target photo ("liked").
+
+* 1-way: G_X and the critic D_Y.
+  critic:    L_D = D_Y(y') - D_Y(y) + λ_Y P_Y,   y' = G_X(x) (detached)
+  generator: L_G = -D_Y(y') + α MSE(x, y')
+* 2-way: G_X, G_Y with individual BN (bn_set 0 for real inputs, 1 for generated ones),
+  critics D_X and D_Y. y' = G_X(x, 0), x'' = G_Y(y', 1), x' = G_Y(y, 0), y'' = G_X(x', 1).
+  critic:    L_D = [D_Y(y') - D_Y(y) + λ_Y P_Y] + [D_X(x') - D_X(x) + λ_X P_X]
+  generator: L_G = -D_Y(y') - D_X(x') + α I + 10 α C,
+             I = MSE(x, y') + MSE(y, x'), C = MSE(x, x'') + MSE(y, y'')
+
+P is the one-sided gradient penalty at points between real and fake samples
+(`dpe_hf.losses.gradient_penalty`). With `gan.loss: lsgan | vanilla` the adversarial terms come
+from `ADVERSARIAL_LOSSES` and there is no penalty (λ is ignored).
+
+Design choices
+--------------
+* **One λ controller per critic** (`D_X`, `D_Y`). Each critic's Lipschitz behaviour is its
+  own (the two domains and the two critics differ), and a λ shared by both would be driven
+  by whichever critic is worse, over- or under-penalising the other. Each `AdaptiveLambda`
+  is updated after every critic step with that critic's gradient norm and raw penalty,
+  **averaged over the processes** first, so λ is identical on every process; both are
+  registered with `accelerator.register_for_checkpointing` (saved and restored with the
+  models; order: D_Y then D_X).
+* **The penalty is computed in float32**, outside autocast, through the critic's un-autocast
+  forward: with bf16 the gradient norm would have a resolution of ~0.008 around 1, coarser
+  than the paper rule's lower bound 1.001.
+* **DDP.** Generators and critics are `accelerator.prepare`d (DDP with several processes,
+  default arguments). Only calls that need gradient synchronisation go through the DDP
+  wrapper: the generators in the generator step (G_X and G_Y are each called twice before one
+  backward; that is fine for DDP: each parameter's gradient accumulator fires once per
+  backward, and with individual BN the two calls together use every parameter) and the
+  critics' score pass in the critic step. The critics in the generator step (frozen: a DDP
+  module whose parameters get no gradient would wait forever for their reduction), the
+  generators in the critic step (no grad) and the penalty's second critic pass (its gradient
+  reaches the same parameters within the same backward) use the unwrapped modules. BN
+  running statistics differ per process; DDP broadcasts rank 0's at each wrapped forward
+  and the loop broadcasts them once more at the end.
+* G_Y does not take `model.init_from` (a trained enhancer is no start for the inverse
+  mapping); it starts from the near-identity init like a fresh generator.
+* The generator step reuses the critic step's batch (as the released code does: both
+  updates of an iteration read the same feed).
+* Gradient accumulation is not supported in the GAN modes (`grad_accum` must be 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dpe_hf.awgan import RULES, AdaptiveLambda
+from dpe_hf.data import corpora
+from dpe_hf.errors import ConfigError
+from dpe_hf.losses import ADVERSARIAL_LOSSES, cycle_loss, gradient_penalty, identity_loss
+from dpe_hf.models.discriminator import DPEDiscriminator
+from dpe_hf.training.config import TrainConfig
+from dpe_hf.training.data import generated_folder
+from dpe_hf.training.models import build_generator, lr_at
+
+GRID_ROWS = 4  # fixed source crops shown in the image grid
+GRID_SEED = 4_242  # their crop seed: not any process's training seed
+TARGET_SEED_OFFSET = 500  # target stream seed = source stream seed + this
+
+
+class _InputSide:
+    """The degraded (input) side of a `SyntheticPairs` stream, as an unpaired source stream."""
+
+    def __init__(self, pairs: corpora.SyntheticPairs):
+        self.pairs = pairs
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return next(self.pairs)[0]
+
+    def state_dict(self) -> dict:
+        return self.pairs.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pairs.load_state_dict(state)
+
+
+def _set_requires_grad(modules, flag: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+
+def _fp32_forward(module: nn.Module):
+    """The module's forward without Accelerate's mixed-precision (autocast) wrapper."""
+    return getattr(module, "_original_forward", module.forward)
+
+
+class GANTask:
+    """1-way or 2-way GAN training (`config.mode` "gan1way" / "gan2way"); see the module doc.
+
+    `with_data=False` builds the models and optimisers only (benchmarks, unit tests): then
+    drive it with `critic_step(x, y)` and `generator_step(x, y)`.
+    """
+
+    def __init__(self, config: TrainConfig, accelerator, *, with_data: bool = True):
+        if config.mode not in ("gan1way", "gan2way"):
+            raise ConfigError(f"GANTask: mode {config.mode!r} is not gan1way or gan2way")
+        gan = config.gan
+        if gan.loss not in ADVERSARIAL_LOSSES:
+            raise ConfigError(f"gan.loss: {gan.loss!r} is not one of {', '.join(ADVERSARIAL_LOSSES)}")
+        if gan.loss == "wgan" and gan.lambda_rule not in RULES:
+            raise ConfigError(f"gan.lambda_rule: {gan.lambda_rule!r} is not one of {', '.join(RULES)}")
+        if gan.n_critic < 1:
+            raise ConfigError(f"gan.n_critic must be >= 1, got {gan.n_critic}")
+        if config.grad_accum != 1:
+            raise ConfigError("grad_accum: gradient accumulation is not supported in the GAN modes (use 1)")
+        self.config = config
+        self.accelerator = accelerator
+        self.two_way = config.mode == "gan2way"
+        self.critic_loss_fn, self.generator_loss_fn = ADVERSARIAL_LOSSES[gan.loss]
+        self.use_penalty = gan.loss == "wgan"
+
+        # -- models and optimisers (same initial weights on every process: the loop seeded) ---
+        g_x = build_generator(config, individual_bn=self.two_way)
+        d_y = DPEDiscriminator(width=gan.critic_width)
+        generators, critics = [g_x], [d_y]
+        if self.two_way:
+            inverse_config = dataclasses.replace(config, model=dataclasses.replace(config.model, init_from=None))
+            generators.append(build_generator(inverse_config, individual_bn=True))
+            critics.append(DPEDiscriminator(width=gan.critic_width))
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        for m in generators + critics:
+            m.to(memory_format=memory_format)
+        g_opt = torch.optim.Adam(itertools.chain(*(g.parameters() for g in generators)),
+                                 lr=config.lr, betas=config.betas)
+        d_opt = torch.optim.Adam(itertools.chain(*(d.parameters() for d in critics)),
+                                 lr=self._critic_lr(config.lr), betas=config.betas)
+        prepared = accelerator.prepare(*generators, *critics, g_opt, d_opt)
+        n = len(generators)
+        self.generators, self.critics = list(prepared[:n]), list(prepared[n:2 * n])
+        self.g_opt, self.d_opt = prepared[2 * n:]
+        # Unwrapped modules (same parameters): for calls that must not go through DDP.
+        self.raw_generators = [accelerator.unwrap_model(g) for g in self.generators]
+        self.raw_critics = [accelerator.unwrap_model(d) for d in self.critics]
+        self.critic_names = ["D_Y", "D_X"][:n]  # D_Y judges G_X's outputs, D_X judges G_Y's
+
+        # -- A-WGAN: one controller per critic, saved in checkpoints ---------------------------
+        self.controllers: dict[str, AdaptiveLambda] = {}
+        if self.use_penalty:
+            for name in self.critic_names:
+                self.controllers[name] = AdaptiveLambda(rule=gan.lambda_rule, lambda0=gan.lambda0)
+            accelerator.register_for_checkpointing(*self.controllers.values())
+
+        self._last_generator_values: dict[str, float] = {}
+        self._grid_inputs: torch.Tensor | None = None
+        self._source_images = None
+        self.source_stream = self.target_stream = None
+        if with_data:
+            self._build_streams()
+
+    # -- data --------------------------------------------------------------------------------
+    def _critic_lr(self, lr: float) -> float:
+        """The critic's lr when the generator's is `lr` (`gan.critic_lr` scales with the schedule)."""
+        base = self.config.gan.critic_lr
+        if base is None:
+            return lr
+        return base * (lr / self.config.lr) if self.config.lr > 0 else base
+
+    def _make_source(self, images, seed: int, *, degraded: bool):
+        data = self.config.data
+        if degraded:
+            return _InputSide(corpora.SyntheticPairs(images, data.crop, seed, max_side=data.max_side))
+        return corpora.ImageCrops(images, data.crop, seed, max_side=data.max_side)
+
+    def _build_streams(self) -> None:
+        config, data, accelerator = self.config, self.config.data, self.accelerator
+        rank, world = accelerator.process_index, accelerator.num_processes
+        seed = config.seed * 1000 + rank
+        folder = generated_folder(config, accelerator)  # None unless data.generated > 0
+        generated = None if folder is None else corpora.load_images(str(folder), streaming=data.streaming)
+        if data.source:
+            source, source_degraded = corpora.load_images(data.source, streaming=data.streaming), False
+        elif generated is not None:  # smoke runs: procedural photos, degraded, are the "ordinary" ones
+            source, source_degraded = generated, True
+        else:
+            source = None
+        if data.target:
+            target = corpora.load_images(data.target, streaming=data.streaming)
+        else:
+            target = generated
+        if source is None or target is None:
+            raise ConfigError(f"{config.mode} needs unpaired data: data.source (--source) and data.target "
+                              "(--target) folders or dataset ids, or data.generated > 0 for a smoke run")
+        self._source_images, self._source_degraded = source, source_degraded
+        self.source_stream = self._make_source(corpora.shard_for_process(source, rank, world), seed,
+                                               degraded=source_degraded)
+        self.target_stream = corpora.ImageCrops(corpora.shard_for_process(target, rank, world), data.crop,
+                                                seed + TARGET_SEED_OFFSET, max_side=data.max_side)
+
+    def _batch(self, stream) -> torch.Tensor:
+        memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        batch = torch.stack([next(stream) for _ in range(self.config.batch_size)])
+        return batch.to(self.accelerator.device, memory_format=memory_format)
+
+    # -- one critic step -----------------------------------------------------------------------
+    def critic_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Update the critic(s) once on real batches x (source) and y (target); returns the logs."""
+        acc = self.accelerator
+        _set_requires_grad(self.raw_critics, True)
+        with torch.no_grad(), acc.autocast():
+            fakes = [self.raw_generators[0](x, bn_set=0).float()]  # y' = G_X(x)
+            if self.two_way:
+                fakes.append(self.raw_generators[1](y, bn_set=0).float())  # x' = G_Y(y)
+        reals = [y, x]
+        total = 0.0
+        terms: dict[str, torch.Tensor] = {}
+        stats = []
+        for name, critic, raw, real, fake in zip(self.critic_names, self.critics, self.raw_critics, reals, fakes):
+            b = real.shape[0]
+            with acc.autocast():
+                scores = critic(torch.cat([real, fake])).float()
+            adversarial = self.critic_loss_fn(scores[:b], scores[b:])
+            loss = adversarial
+            terms[f"{name}/adv"] = adversarial.detach()
+            if self.use_penalty:
+                # float32, outside autocast (see the module doc), through the unwrapped critic
+                with torch.autocast(device_type=acc.device.type, enabled=False):
+                    penalty, norm = gradient_penalty(_fp32_forward(raw), real.float(), fake)
+                loss = loss + self.controllers[name].value * penalty
+                stats += [norm.detach(), penalty.detach()]
+            terms[f"{name}/loss"] = loss.detach()
+            total = total + loss
+        acc.backward(total)
+        self.d_opt.step()
+        self.d_opt.zero_grad(set_to_none=True)
+
+        values = {k: v.item() for k, v in terms.items()}
+        if self.use_penalty:
+            # the same statistics on every process, so every process's λ moves alike
+            reduced = acc.reduce(torch.stack(stats).float(), reduction="mean").tolist()
+            for i, name in enumerate(self.critic_names):
+                norm, penalty = reduced[2 * i], reduced[2 * i + 1]
+                controller = self.controllers[name]
+                controller.update(norm, penalty)
+                values[f"{name}/grad_norm"] = norm
+                values[f"{name}/penalty"] = penalty
+                # the window's mean is NaN right after lambda moved (the window restarts): left out
+                values.update({f"{name}/{k}": v for k, v in controller.log_dict().items() if math.isfinite(v)})
+        return values
+
+    # -- one generator step --------------------------------------------------------------------
+    def generator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Update the generator(s) once, critics frozen; returns the logs."""
+        acc, alpha = self.accelerator, self.config.gan.alpha
+        _set_requires_grad(self.raw_critics, False)
+        try:
+            with acc.autocast():
+                g_x = self.generators[0]
+                y_fake = g_x(x, bn_set=0).float()  # y' = G_X(x)
+                adv_y = self.generator_loss_fn(self.raw_critics[0](y_fake).float())
+                values = {}
+                if self.two_way:
+                    g_y = self.generators[1]
+                    x_cycled = g_y(y_fake, bn_set=1).float()  # x'' = G_Y(y')
+                    x_fake = g_y(y, bn_set=0).float()  # x' = G_Y(y)
+                    y_cycled = g_x(x_fake, bn_set=1).float()  # y'' = G_X(x')
+                    adv_x = self.generator_loss_fn(self.raw_critics[1](x_fake).float())
+                    adversarial = adv_y + adv_x
+                    identity = identity_loss(x.float(), y_fake, y.float(), x_fake)
+                    cycle = cycle_loss(x.float(), x_cycled, y.float(), y_cycled)
+                    loss = adversarial + alpha * identity + 10.0 * alpha * cycle
+                    values.update({"G/adv_Y": adv_y, "G/adv_X": adv_x, "G/cycle": cycle})
+                else:
+                    adversarial = adv_y
+                    identity = identity_loss(x.float(), y_fake)
+                    loss = adversarial + alpha * identity
+                values.update({"G/adv": adversarial, "G/identity": identity, "G/loss": loss})
+            acc.backward(loss)
+            self.g_opt.step()
+            self.g_opt.zero_grad(set_to_none=True)
+        finally:
+            _set_requires_grad(self.raw_critics, True)
+        return {k: v.detach().item() for k, v in values.items()}
+
+    # -- what the loop calls -----------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        lr = lr_at(self.config, step)
+        for group in self.g_opt.param_groups:
+            group["lr"] = lr
+        for group in self.d_opt.param_groups:
+            group["lr"] = self._critic_lr(lr)
+        x, y = self._batch(self.source_stream), self._batch(self.target_stream)
+        values = self.critic_step(x, y)
+        done = step + 1
+        if done % self.config.gan.n_critic == 0:
+            self._last_generator_values = self.generator_step(x, y)
+        values.update(self._last_generator_values)  # the latest generator step's losses
+        values["lr"] = lr
+        values["lr_critic"] = self.d_opt.param_groups[0]["lr"]
+        every = self.config.gan.image_every
+        if every and (done % every == 0 or done == self.config.steps) and self.accelerator.is_main_process:
+            self.save_image_grid(done)
+        return values
+
+    def enhancer(self) -> nn.Module:
+        return self.raw_generators[0]
+
+    def data_state(self) -> dict:
+        return {"source": self.source_stream.state_dict(), "target": self.target_stream.state_dict()}
+
+    def load_data_state(self, state: dict) -> None:
+        self.source_stream.load_state_dict(state["source"])
+        self.target_stream.load_state_dict(state["target"])
+
+    def final_models(self) -> dict[str, nn.Module]:
+        models = {"generator": self.raw_generators[0]}
+        if self.two_way:
+            models["generator_inverse"] = self.raw_generators[1]
+        return models
+
+    # -- image grid ----------------------------------------------------------------------------
+    def grid_inputs(self) -> torch.Tensor:
+        """`GRID_ROWS` fixed source crops (the same for the whole run and on resume)."""
+        if self._grid_inputs is None:
+            stream = self._make_source(self._source_images, GRID_SEED, degraded=self._source_degraded)
+            self._grid_inputs = torch.stack([next(stream) for _ in range(GRID_ROWS)])
+        return self._grid_inputs
+
+    @torch.no_grad()
+    def save_image_grid(self, step: int) -> Path:
+        """RUN_DIR/images/step_XXXXXXXX.png: one row per fixed source crop, input | output."""
+        import numpy as np
+        from PIL import Image
+
+        generator = self.enhancer()
+        was_training = generator.training
+        generator.eval()  # running statistics: does not touch the training state
+        try:
+            x = self.grid_inputs().to(self.accelerator.device)
+            out = generator(x, bn_set=0).float().clamp(0, 1)
+        finally:
+            generator.train(was_training)
+        rows = torch.cat([x.float().cpu(), out.cpu()], dim=3)  # (R,3,h,2w)
+        grid = torch.cat(list(rows), dim=1)  # (3,R*h,2w)
+        array = (grid.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        folder = Path(self.config.output_dir) / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{step:08d}.png"
+        Image.fromarray(array).save(path)
+        try:
+            tracker = self.accelerator.get_tracker("tensorboard")
+            tracker.log_images({"samples/input|output": array[None]}, step=step, dataformats="NHWC")
+        except Exception:  # noqa: BLE001 - images are a convenience; the PNG is written
+            pass
+        return path

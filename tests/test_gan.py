@@ -1,0 +1,223 @@
+"""GAN training (1-way, 2-way with individual BN, A-WGAN): one step in-process, smoke runs on
+generated data, exact resume with the lambda state, 2 processes."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from test_training import digests, run_training
+
+from dpe_hf import DPEGenerator
+from dpe_hf.awgan import AdaptiveLambda
+from dpe_hf.errors import ConfigError
+from dpe_hf.hub import load_generator
+from dpe_hf.training.config import build_config, read_yaml
+from dpe_hf.training.gan import GANTask
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+SMOKE_1WAY = CONFIGS / "smoke-gan1way.yaml"
+SMOKE_2WAY = CONFIGS / "smoke-gan2way.yaml"
+
+CRITIC_KEYS = ("loss", "adv", "penalty", "grad_norm", "lambda", "moving_average")
+GENERATOR_KEYS_1WAY = ("G/loss", "G/adv", "G/identity")
+GENERATOR_KEYS_2WAY = (*GENERATOR_KEYS_1WAY, "G/adv_X", "G/adv_Y", "G/cycle")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    # the training subprocesses inherit it: many threads on a small CPU make torch far slower
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def without_time(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "time"} for row in rows]
+
+
+# -- in-process: one critic step, one generator step ------------------------------------------
+
+
+@pytest.fixture
+def make_task():
+    """GANTask without data on a fresh single-process CPU Accelerator."""
+
+    def make(mode="gan2way", mixed_precision="no", **gan):
+        AcceleratorState._reset_state(True)
+        accelerator = Accelerator(cpu=True, mixed_precision=mixed_precision)
+        config = build_config({"mode": mode, "seed": 0, "lr": 1e-3, "model": {"width": 0.25},
+                               "gan": {"critic_width": 0.25, **gan}})
+        torch.manual_seed(0)
+        return GANTask(config, accelerator, with_data=False)
+
+    yield make
+    AcceleratorState._reset_state(True)
+
+
+def batch(seed: int, n: int = 2, size: int = 64) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def snapshot(modules) -> list[torch.Tensor]:
+    """Parameters only: BN running statistics move in any forward in training mode."""
+    return [p.detach().clone() for m in modules for p in m.parameters()]
+
+
+def test_generator_step_freezes_the_critics(make_task):
+    task = make_task("gan2way")
+    x, y = batch(1), batch(2)
+    task.critic_step(x, y)  # critics have Adam state and a history
+    critics, generators = snapshot(task.raw_critics), snapshot(task.raw_generators)
+    values = task.generator_step(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(critics, snapshot(task.raw_critics)))
+    assert not all(torch.equal(a, b) for a, b in zip(generators, snapshot(task.raw_generators)))
+    assert all(p.grad is None for d in task.raw_critics for p in d.parameters())
+    assert all(p.requires_grad for d in task.raw_critics for p in d.parameters())  # unfrozen again
+    assert set(GENERATOR_KEYS_2WAY) <= set(values) and all(math.isfinite(v) for v in values.values())
+    alpha = task.config.gan.alpha
+    expected = values["G/adv"] + alpha * values["G/identity"] + 10 * alpha * values["G/cycle"]
+    assert values["G/loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_critic_step_moves_lambda_as_the_controller_says(make_task):
+    task = make_task("gan2way", lambda_rule="paper", lambda0=10.0)
+    # a one-step window so lambda decides after this very step
+    task.controllers = {name: AdaptiveLambda(rule="paper", lambda0=10.0, window=1) for name in task.controllers}
+    generators = snapshot(task.raw_generators)
+    values = task.critic_step(batch(3), batch(4))
+    assert all(torch.equal(a, b) for a, b in zip(generators, snapshot(task.raw_generators)))
+    for name in ("D_X", "D_Y"):
+        # (the window's mean is left out right after lambda moved: the window restarts empty)
+        assert {f"{name}/{k}" for k in CRITIC_KEYS if k != "moving_average"} <= set(values)
+        # this step's loss used the old lambda ...
+        assert values[f"{name}/loss"] == pytest.approx(values[f"{name}/adv"] + 10.0 * values[f"{name}/penalty"],
+                                                       rel=1e-5)
+        # ... and the controller moved it exactly as a reference controller fed the same numbers
+        reference = AdaptiveLambda(rule="paper", lambda0=10.0, window=1)
+        reference.update(values[f"{name}/grad_norm"], values[f"{name}/penalty"])
+        assert task.controllers[name].value == reference.value == values[f"{name}/lambda"]
+        norm = values[f"{name}/grad_norm"]
+        if not 1.001 <= norm <= 1.05:
+            assert values[f"{name}/lambda"] != 10.0
+
+
+def test_bf16_autocast_steps_are_finite(make_task):
+    task = make_task("gan2way", mixed_precision="bf16")
+    values = {**task.critic_step(batch(5), batch(6)), **task.generator_step(batch(5), batch(6))}
+    assert all(math.isfinite(v) for v in values.values()), values
+
+
+def test_lsgan_has_no_penalty_and_no_lambda(make_task):
+    task = make_task("gan1way", loss="lsgan")
+    values = {**task.critic_step(batch(7), batch(8)), **task.generator_step(batch(7), batch(8))}
+    assert task.controllers == {}
+    assert "D_Y/lambda" not in values and "D_Y/penalty" not in values and "D_X/loss" not in values
+    assert values["D_Y/loss"] == values["D_Y/adv"] >= 0  # least squares
+    assert set(GENERATOR_KEYS_1WAY) <= set(values) and "G/cycle" not in values
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({}, "data.source"),
+    ({"gan": {"lambda_rule": "sometimes"}}, "gan.lambda_rule"),
+    ({"gan": {"loss": "hinge"}}, "gan.loss"),
+    ({"grad_accum": 2}, "grad_accum"),
+])
+def test_bad_gan_settings_are_named(tmp_path, settings, message):
+    AcceleratorState._reset_state(True)
+    try:
+        config = build_config({"mode": "gan1way", "output_dir": str(tmp_path), **settings})
+        with pytest.raises(ConfigError, match=message):
+            GANTask(config, Accelerator(cpu=True))
+    finally:
+        AcceleratorState._reset_state(True)
+
+
+@pytest.mark.parametrize("name", ["gan1way", "gan2way", "gan2way-cpu", "smoke-gan1way", "smoke-gan2way"])
+def test_recipes_are_valid(name):
+    config = build_config(read_yaml(CONFIGS / f"{name}.yaml"), {"data": {"root": "/photos"}})
+    assert config.mode == ("gan1way" if "1way" in name else "gan2way")
+    if name.startswith("smoke"):
+        assert config.data.generated > 0 and config.steps <= 10
+    else:
+        assert config.data.source[0].startswith("/photos/source/")
+        assert config.data.target[0].startswith("/photos/target/")
+    if name in ("gan1way", "gan2way"):  # the paper's settings
+        assert (config.data.crop, config.gan.n_critic, config.lr, config.batch_size) == (512, 50, 1e-5, 3)
+        assert (config.gan.alpha, config.gan.lambda_rule, config.gan.lambda0) == (1000.0, "paper", 10.0)
+
+
+# -- end to end on generated data ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def straight_2way(tmp_path_factory):
+    run = tmp_path_factory.mktemp("gan2way") / "straight"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        run_training(["--config", str(SMOKE_2WAY), "--output-dir", str(run)])
+    return run
+
+
+def _check_log(run: Path, critics, generator_keys):
+    rows = read_log(run)
+    keys = set().union(*rows)
+    expected = {f"{c}/{k}" for c in critics for k in CRITIC_KEYS} | set(generator_keys) | {"lr", "lr_critic"}
+    assert expected <= keys, expected - keys
+    lambdas = [row[f"{critics[0]}/lambda"] for row in rows if f"{critics[0]}/lambda" in row]
+    assert len(lambdas) == 6 and all(v > 0 for v in lambdas)  # logged every critic step
+    assert any("val/psnr" in row for row in rows)
+    return rows
+
+
+def test_smoke_gan1way(tmp_path):
+    run = tmp_path / "run"
+    run_training(["--config", str(SMOKE_1WAY), "--output-dir", str(run)])
+    generator = load_generator(run)
+    assert isinstance(generator, DPEGenerator) and not generator.individual_bn
+    assert not (run / "generator_inverse").exists()
+    _check_log(run, ["D_Y"], GENERATOR_KEYS_1WAY)
+    assert "gan1way" in (run / "generator" / "README.md").read_text()
+
+
+def test_smoke_gan2way(straight_2way):
+    run = straight_2way
+    for name in ("generator", "generator_inverse"):
+        model = load_generator(run / name)
+        assert isinstance(model, DPEGenerator) and model.individual_bn
+    _check_log(run, ["D_Y", "D_X"], GENERATOR_KEYS_2WAY)
+    assert sorted(p.name for p in (run / "images").glob("*.png")) == ["step_00000003.png", "step_00000006.png"]
+    assert list((run / "tensorboard").rglob("events.out.tfevents*"))
+    assert len(digests(run)) == 1
+
+
+def test_resume_is_exact_and_keeps_the_lambda_state(straight_2way, tmp_path):
+    split = tmp_path / "split"
+    run_training(["--config", str(SMOKE_2WAY), "--output-dir", str(split), "--set", "stop_at=3"])
+    assert not (split / "generator").exists()
+    run_training(["--config", str(SMOKE_2WAY), "--output-dir", str(split), "--resume"])
+    assert digests(split) == digests(straight_2way)
+    # every logged value after the resume, the A-WGAN window's running mean included, is the
+    # straight run's: the controllers' state came back from the checkpoint
+    straight, resumed = without_time(read_log(straight_2way)), without_time(read_log(split))
+    assert resumed == straight
+    first = next(row for row in resumed if row["step"] == 4)
+    assert first["D_Y/moving_average"] != first["D_Y/grad_norm"]  # the window holds steps 1-4
+
+
+@pytest.mark.slow
+def test_two_processes_end_with_identical_weights(tmp_path):
+    run = tmp_path / "run"
+    run_training(["--config", str(SMOKE_2WAY), "--output-dir", str(run)], processes=2)
+    found = digests(run)
+    assert len(found) == 2 and found[0] == found[1]
+    state = json.loads((run / "checkpoints" / "step_00000006" / "process_1.json").read_text())
+    assert state["step"] == 6 and set(state["data"]) == {"source", "target"}
+    lambdas = [row["D_X/lambda"] for row in read_log(run) if "D_X/lambda" in row]
+    assert len(lambdas) == 6
