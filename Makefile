@@ -25,12 +25,16 @@ install: venv
 	$(BIN)/pip install --quiet -e ".[app]"
 
 install-test: venv
-	$(BIN)/pip install --quiet -e ".[test,app]"
+	$(BIN)/pip install --quiet -e ".[test,app,export]"
 
-# Browser tests drive Debian's chromium (never `playwright install`): install it when we can.
+# Browser tests drive Debian's chromium (never `playwright install`) and the LUT tests check
+# our .cube files in Debian's ffmpeg: install them when we can (root with apt).
 system-test-deps:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+		command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+		if [ -n "$$missing" ]; then apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
 demo: install

@@ -3,6 +3,9 @@
     dpe enhance photos/ *.jpg -o enhanced/ [--model PATH_OR_REPO_ID] [--strength 0.7]
     dpe eval --pred enhanced/ --ref expert/ [--suffix _enhanced]
     dpe eval --model PATH_OR_REPO_ID --input photos/ --ref expert/
+    dpe export onnx --model PATH_OR_REPO_ID -o model.onnx
+    dpe lut --model PATH_OR_REPO_ID --images photos/ -o style.cube
+    dpe apply-lut style.cube photos/ -o graded/ [--interp tetrahedral]
 
 Start-up stays light: torch, numpy, PIL and huggingface_hub are imported inside the
 subcommands, so `dpe --help` answers at once. Each subcommand is one `_add_<name>` function
@@ -140,6 +143,9 @@ def _add_enhance(sub) -> None:
     existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     p.add_argument("--recursive", action="store_true",
                    help="also take the images of subfolders, mirroring them under DIR")
+    p.add_argument("--save-lut", action="store_true",
+                   help="also write {stem}.cube next to each output: a 3D LUT of the photo's colour "
+                        "change, fitted on the low-resolution copy the network saw")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=_cmd_enhance)
 
@@ -236,9 +242,37 @@ def _cmd_enhance(args) -> int:
     if generator is None:
         return EXIT_USAGE
 
+    from dpe_hf.inference import enhance
+
+    def process(job: _Job, image):
+        result = enhance(generator, image, max_side=args.max_side, strength=args.strength)
+        if args.save_lut:
+            _save_lut(generator, image, job, args)
+        return result
+
+    return _run_batch(args, out_dir, process, "enhance", start)
+
+
+def _save_lut(generator, image, job: _Job, args) -> None:
+    """--save-lut: the LUT of the pair the network sees (the copy at --max-side and its output)."""
+    from dpe_hf.errors import ImageWriteError
+    from dpe_hf.export.lut import fit_lut, network_pair, write_cube
+
+    path = job.output.with_name(f"{job.source.stem}.cube")
+    if path.exists() and not args.overwrite:
+        raise ImageWriteError(path, "exists; use --overwrite")
+    low_in, low_out = network_pair(generator, image, max_side=args.max_side, strength=args.strength)
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    write_cube(path, fit_lut(low_in, low_out), title=f"DPE {job.source.stem}")
+
+
+def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
+    """Plan the outputs of args.inputs, run `process(job, image) -> image` on each, write the
+    results and report: one line per bad file, exit 1 if any failed. Shared by `dpe enhance`
+    and `dpe apply-lut` (their args: inputs, suffix, ext, recursive, overwrite, skip_existing,
+    max_pixels, quality, json)."""
     from dpe_hf.data.io import read_image, write_image
     from dpe_hf.errors import DPEError
-    from dpe_hf.inference import enhance
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +289,7 @@ def _cmd_enhance(args) -> int:
         _error(f"{path}: {reason}")
 
     jobs = _plan(args, out_dir)
-    for job in _progress(jobs, "enhance"):
+    for job in _progress(jobs, desc):
         if job.output is None:
             fail(job.source, job.error)
             continue
@@ -268,7 +302,7 @@ def _cmd_enhance(args) -> int:
                 continue
         try:
             image, meta = read_image(job.source, max_pixels=args.max_pixels or None)
-            result = enhance(generator, image, max_side=args.max_side, strength=args.strength)
+            result = process(job, image)
             job.output.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.output, result, meta, quality=args.quality)
         except DPEError as exc:
@@ -379,6 +413,191 @@ def _cmd_eval(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# dpe export onnx
+# --------------------------------------------------------------------------------------------
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a model for other tools (ONNX)",
+                       description="Export a model for other tools.")
+    targets = p.add_subparsers(dest="target", metavar="FORMAT", required=True)
+    onnx = targets.add_parser(
+        "onnx", help="an ONNX model with dynamic batch, height and width",
+        description="Write the generator as an ONNX model (input 'image', output 'enhanced': "
+                    "(B,3,H,W) float32 in [0,1], any H and W; the output is not clipped). Needs "
+                    "the [export] extra (onnx, onnxruntime). The file is checked with onnxruntime "
+                    "against PyTorch before this command succeeds.")
+    onnx.add_argument("--model", metavar="PATH_OR_REPO_ID",
+                      help="model folder, training run folder, bundled name or hub repo id "
+                           "(default: the bundled model)")
+    onnx.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the ONNX file to write")
+    onnx.add_argument("--opset", type=_int_range(17), default=17, help="ONNX opset, 17 or newer (default 17)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
+    onnx.set_defaults(func=_cmd_export_onnx)
+
+
+def _cmd_export_onnx(args) -> int:
+    out = Path(args.output)
+    if out.is_dir() or (out.exists() and not args.overwrite):
+        _error(f"{out}: {'is a folder' if out.is_dir() else 'exists; use --overwrite'}")
+        return EXIT_USAGE
+    try:
+        import onnxruntime  # noqa: F401  (checked here: the exporter needs onnx, the check onnxruntime)
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        _error(f"ONNX export needs the [export] extra: pip install 'dpe_hf[export]' ({exc.name} is missing)")
+        return EXIT_USAGE
+    generator = _load_model(args.model)
+    if generator is None:
+        return EXIT_USAGE
+    if not hasattr(generator, "select_bn"):
+        _error(f"{args.model}: already an exported model")
+        return EXIT_USAGE
+    import torch
+
+    from dpe_hf.export.onnx import OnnxGenerator, export_onnx
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(generator, out, opset=args.opset)
+    except OSError as exc:
+        _error(f"{out}: cannot write ({exc.strerror or exc})")
+        return EXIT_USAGE
+    x = torch.rand(1, 3, 67, 91, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        difference = (OnnxGenerator(out)(x) - generator(x)).abs().max().item()
+    if not difference <= 1e-3:
+        _error(f"{out}: onnxruntime and PyTorch differ by up to {difference:.2g} on a test image; "
+               "the file is written but should not be trusted")
+        return EXIT_SOME_FAILED
+    print(f"wrote {out} (opset {args.opset}; onnxruntime vs PyTorch at 67x91: max |diff| {difference:.1e})",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# dpe lut / dpe apply-lut
+# --------------------------------------------------------------------------------------------
+
+
+def _add_lut(sub) -> None:
+    p = sub.add_parser(
+        "lut", help="fit one 3D LUT (.cube) to a model's average look over many photos",
+        description="Run the model on each photo (at --max-side, as dpe enhance does) and fit one "
+                    "3D LUT to all the input/output colour pairs, each photo weighing alike: the "
+                    "model's average colour change, for tools that take .cube files (ffmpeg lut3d, "
+                    "Resolve, Photoshop...). A LUT maps colours only; the model also adapts to "
+                    "each photo and to local content, which no LUT reproduces.")
+    p.add_argument("--model", metavar="PATH_OR_REPO_ID",
+                   help="model folder, training run folder, bundled name or hub repo id "
+                        "(default: the bundled model)")
+    p.add_argument("--images", required=True, nargs="+", metavar="DIR",
+                   help="folders, files or glob patterns of photos to fit on")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.cube", help="the .cube file to write")
+    p.add_argument("--size", type=_int_range(2, 256), default=33, help="lattice nodes per axis (default 33)")
+    p.add_argument("--max-side", type=_int_range(1), default=DEFAULT_MAX_SIDE,
+                   help=f"long side at which the model runs (default {DEFAULT_MAX_SIDE})")
+    p.add_argument("--strength", type=_fraction, default=1.0, help="enhancement strength (default 1)")
+    p.add_argument("--title", help="TITLE line of the file (default: the model's name)")
+    p.add_argument("--recursive", action="store_true", help="also take the images of subfolders")
+    p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger images, 0 for no limit (default {DEFAULT_MAX_PIXELS})")
+    p.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
+    p.set_defaults(func=_cmd_lut)
+
+
+def _cmd_lut(args) -> int:
+    out = Path(args.output)
+    if out.is_dir() or (out.exists() and not args.overwrite):
+        _error(f"{out}: {'is a folder' if out.is_dir() else 'exists; use --overwrite'}")
+        return EXIT_USAGE
+    generator = _load_model(args.model)
+    if generator is None:
+        return EXIT_USAGE
+
+    from dpe_hf.data.io import read_image
+    from dpe_hf.errors import DPEError
+    from dpe_hf.export.lut import LutFitter, network_pair, write_cube
+
+    fitter = LutFitter(args.size)
+    used, failed = 0, 0
+    for src, _, reason in _progress(_collect_inputs(args.images, out, recursive=args.recursive), "lut"):
+        try:
+            if reason is not None:
+                _error(f"{src}: {reason}")
+            else:
+                image, _meta = read_image(src, max_pixels=args.max_pixels or None)
+                fitter.add(*network_pair(generator, image, max_side=args.max_side, strength=args.strength))
+                used += 1
+                continue
+        except DPEError as exc:
+            _error(str(exc))
+        except (ValueError, RuntimeError, MemoryError, OSError) as exc:
+            _error(f"{src}: {type(exc).__name__}: {exc}")
+        failed += 1
+    if used == 0:
+        _error("no photo could be used; nothing written")
+        return EXIT_USAGE
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_cube(out, fitter.solve(), title=args.title or f"DPE {Path(str(args.model or 'dpe-expertC')).name}")
+    except OSError as exc:
+        _error(f"{out}: cannot write ({exc.strerror or exc})")
+        return EXIT_USAGE
+    print(f"wrote {out} ({args.size}^3, fitted on {used} photo(s){f', {failed} failed' if failed else ''})",
+          file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _add_apply_lut(sub) -> None:
+    p = sub.add_parser(
+        "apply-lut", help="apply a 3D LUT (.cube) to photos (files, folders, glob patterns)",
+        description="Map every pixel of each photo through a 3D LUT and write the results to DIR "
+                    "as {stem}{suffix}.{ext}, with the conventions of dpe enhance (metadata and "
+                    "16-bit kept, inputs never overwritten, one line per bad file, exit 1 if any "
+                    "failed).")
+    p.add_argument("lut", metavar="LUT.cube", help="the 3D LUT (.cube, domain 0..1)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (their images) or glob patterns such as 'photos/*.jpg'")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--interp", choices=("trilinear", "tetrahedral"), default="trilinear",
+                   help="interpolation between the LUT's nodes (default trilinear)")
+    p.add_argument("--suffix", default="_lut",
+                   help="added to each output's file stem (default '_lut'; write --suffix=-x for one "
+                        "that starts with '-')")
+    p.add_argument("--ext", metavar="EXT",
+                   help=f"output format: jpg, png, webp or tif (default: the input's format; {FALLBACK_EXT} "
+                        "for formats that cannot be written)")
+    p.add_argument("--quality", type=_int_range(1, 100), default=95, help="JPEG/WebP quality, 1-100 (default 95)")
+    p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images with more pixels than this, 0 for no limit (default {DEFAULT_MAX_PIXELS})")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("--recursive", action="store_true",
+                   help="also take the images of subfolders, mirroring them under DIR")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.set_defaults(func=_cmd_apply_lut)
+
+
+def _cmd_apply_lut(args) -> int:
+    start = time.perf_counter()
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        _error(f"{out_dir}: the output path exists and is not a folder")
+        return EXIT_USAGE
+    from dpe_hf.export.lut import apply_lut, read_cube
+
+    try:
+        lut = read_cube(args.lut)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    return _run_batch(args, out_dir, lambda job, image: apply_lut(image, lut, interp=args.interp),
+                      "apply-lut", start)
+
+
+# --------------------------------------------------------------------------------------------
 # the parser
 # --------------------------------------------------------------------------------------------
 
@@ -390,6 +609,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_enhance(sub)
     _add_eval(sub)
+    _add_export(sub)
+    _add_lut(sub)
+    _add_apply_lut(sub)
     return parser
 
 

@@ -1,8 +1,8 @@
 """Resolve "which model" from what a user types: a path, a bundled name or a hub repo id.
 
 Order (the same for `dpe enhance --model`, `dpe eval --model` and the app's chooser):
-1. an existing local path: a folder with config.json, or a training run folder (its
-   `generator/` subfolder);
+1. an existing local path: a folder with config.json, a training run folder (its
+   `generator/` subfolder), or an exported `.onnx` file;
 2. the name of a bundled checkpoint (`dpe-expertC`);
 3. a hub repo id (`org/name`), from the HF cache or, with network, the hub.
 """
@@ -55,6 +55,13 @@ def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache
     from dpe_hf.models.generator import DPEGenerator
 
     spec = DEFAULT_MODEL if spec is None else spec
+    if str(spec).lower().endswith(".onnx"):
+        onnx_path = Path(str(spec)).expanduser()
+        if not onnx_path.is_file():
+            raise ModelLoadError(f"{spec}: no such ONNX file")
+        from dpe_hf.export.onnx import OnnxGenerator
+
+        return OnnxGenerator(onnx_path)
     local = resolve_local(spec)
     if local is not None:
         try:
