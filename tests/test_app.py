@@ -59,10 +59,9 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model):
+def _serve(model: str | None):
     app = _load_app()
-    demo = app.build_demo(str(tiny_model))
+    demo = app.build_demo(model)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 max_file_size="50mb")
@@ -70,6 +69,17 @@ def server(tiny_model):
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model):
+    yield from _serve(str(tiny_model))
+
+
+@pytest.fixture(scope="module")
+def bundled_server():
+    """The app as `make demo` starts it: the bundled default model."""
+    yield from _serve(None)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +155,7 @@ def chromium() -> str:
 
 
 @pytest.mark.slow
-def test_browser_upload_blend_and_screenshot(chromium, server, tmp_path):
+def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     shot = ROOT / "docs" / "screenshot.png" if os.environ.get("DPE_SAVE_SCREENSHOT") == "1" else tmp_path / "app.png"
@@ -153,7 +163,7 @@ def test_browser_upload_blend_and_screenshot(chromium, server, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server)
+            page.goto(bundled_server)
             page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "fig_bowl.jpg"))
             info = page.locator("#info")
             expect(info).to_contain_text("strength 100 %", timeout=30_000)

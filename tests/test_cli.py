@@ -315,3 +315,15 @@ def test_eval_without_common_stems_exits_2(tmp_path, capsys):
     save(tmp_path / "r" / "y.png", photo())
     assert main(["eval", "--pred", str(tmp_path / "p"), "--ref", str(tmp_path / "r")]) == 2
     assert "no image stems in common" in capsys.readouterr().err
+
+
+def test_enhance_without_model_uses_the_bundled_one(tmp_path):
+    from dpe_hf.hub import load_generator
+
+    src = tmp_path / "in.png"
+    Image.fromarray(photo(64, 80, seed=5)).save(src)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out")]) == 0
+    written, _ = read_image(tmp_path / "out" / "in_enhanced.png")
+    expected = enhance(load_generator("dpe-expertC"), photo(64, 80, seed=5))
+    assert np.array_equal(written, expected)
+    assert not np.array_equal(written, photo(64, 80, seed=5))  # the bundled model changes photos
