@@ -96,3 +96,25 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     found = digests(run)
     assert len(found) == 2 and found[0] == found[1]
     assert json.loads((run / "checkpoints" / "step_00000006" / "process_1.json").read_text())["step"] == 6
+
+
+def test_fivek_split_selects_pairs_by_id_range_or_list(tmp_path):
+    from PIL import Image
+
+    from dpe_hf.data.generated import generated_photo
+    from dpe_hf.training.data import paired_dataset
+
+    for side in ("input", "expert"):
+        (tmp_path / side).mkdir()
+        for i, name in enumerate(("a0001", "a4500", "a4501", "a5000")):
+            Image.fromarray(generated_photo((40, 48), i)).save(tmp_path / side / f"{name}.png")
+    (tmp_path / "list.txt").write_text("# my fold\na0001\na5000\n")
+
+    def ids(**data):
+        config = build_config({"data": {"input": str(tmp_path / "input"), "expert": str(tmp_path / "expert"), **data}})
+        return sorted(paired_dataset(config.data)["id"])
+
+    assert ids(fivek_split="train") == ["a0001", "a4500"]
+    assert ids(fivek_split="test") == ["a4501", "a5000"]
+    assert ids(fivek_split_file=str(tmp_path / "list.txt")) == ["a0001", "a5000"]
+    assert ids() == ["a0001", "a4500", "a4501", "a5000"]

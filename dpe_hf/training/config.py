@@ -37,6 +37,8 @@ class DataConfig:
     input: str | None = None
     expert: str | None = None
     ids: list[str] | None = None  # restrict the pairs to these stems (e.g. a training fold)
+    fivek_split: str | None = None  # train (a0001-a4500) | test (a4501-a5000) | all, by FiveK id
+    fivek_split_file: str | None = None  # or the ids listed in this file, one per line
     # synthetic pairs: good photos degraded with random global edits (the target is the photo)
     synthetic: list[str] = field(default_factory=list)
     generated: int = 0  # also make this many procedural photos (smoke runs, no data needed)

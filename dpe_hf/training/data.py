@@ -12,7 +12,7 @@ from dpe_hf.data.generated import generated_photo, write_generated_folder
 from dpe_hf.data.transforms import pil_to_tensor
 from dpe_hf.errors import ConfigError
 from dpe_hf.ops.resize import resize_long_side
-from dpe_hf.training.config import TrainConfig
+from dpe_hf.training.config import DataConfig, TrainConfig
 
 GENERATED_SIZE = (256, 320)
 VAL_SEED_OFFSET = 1_000_003
@@ -29,6 +29,16 @@ def generated_folder(config: TrainConfig, accelerator) -> Path | None:
     return folder
 
 
+def paired_dataset(data: DataConfig):
+    """The (id, input, target) pairs of `data.input`/`data.expert`, restricted to `data.ids`
+    and to a FiveK split when one is given."""
+    pairs = corpora.load_pairs(data.input, data.expert, ids=data.ids)
+    if data.fivek_split or data.fivek_split_file:
+        keep = set(corpora.fivek_split_ids(pairs["id"], data.fivek_split or "all", data.fivek_split_file))
+        pairs = pairs.filter(lambda row: row["id"] in keep)
+    return pairs
+
+
 def pair_stream(config: TrainConfig, accelerator):
     """(input, target) crops for supervised training: real pairs, synthetic pairs or a mix."""
     data, rank, world = config.data, accelerator.process_index, accelerator.num_processes
@@ -37,7 +47,7 @@ def pair_stream(config: TrainConfig, accelerator):
     if data.input or data.expert:
         if not (data.input and data.expert):
             raise ConfigError("paired data needs both data.input (--input) and data.expert (--expert)")
-        pairs = corpora.shard_for_process(corpora.load_pairs(data.input, data.expert, ids=data.ids), rank, world)
+        pairs = corpora.shard_for_process(paired_dataset(data), rank, world)
         streams.append(corpora.PairedCrops(pairs, data.crop, seed, max_side=data.max_side))
         weights.append(data.paired_weight)
     good = list(data.synthetic)
