@@ -50,7 +50,9 @@ wheel-check: venv
 	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -m dpe_hf.cli --help >/dev/null
 	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -c \
 		"from dpe_hf.resources import resource_dir, model_card_template; import dpe_hf.models.generator; \
-		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); print('wheel ok')"
+		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); \
+		from dpe_hf.hub import load_generator, bundled_models; \
+		assert 'dist/wheelcheck/site' in str(bundled_models()['dpe-expertC']); load_generator(); print('wheel ok')"
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info
