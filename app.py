@@ -48,8 +48,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from dpe_hf.data.io import ImageMeta, read_image, write_image
+from dpe_hf.data.io import ImageMeta, read_image, to_float32, write_image
 from dpe_hf.errors import DPEError, ImageReadError, ImageTooLargeError
+from dpe_hf.export.lut import fit_lut, identity_lut, write_cube
 from dpe_hf.hub import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models
 
 log = logging.getLogger("dpe_hf.app")
@@ -83,6 +84,7 @@ class _Entry:
     seconds: float
     preview_image: np.ndarray
     preview_result: np.ndarray
+    lut: np.ndarray | None = None  # the look as a 33^3 LUT at strength 100 %, fitted on first use
 
     @property
     def nbytes(self) -> int:
@@ -216,11 +218,23 @@ class Engine:
         self._sweep(keep=folder)
         dest = write_image(folder / f"{Path(entry.name).stem}_enhanced{'.jpg' if jpeg else '.png'}",
                            full, entry.meta, quality=95)
+        cube = write_cube(folder / f"{Path(entry.name).stem}.cube", self._lut(entry, s),
+                          title=f"dpe_hf {entry.model} {entry.name} {strength_pct:.0f}%")
         h, w = full.shape[:2]
         info = (f"**{entry.name}**: {w}×{h} px, {entry.meta.bit_depth}-bit {entry.meta.format} · "
                 f"model `{entry.model}` ({entry.seconds:.1f} s) · strength {strength_pct:.0f} % · "
                 f"download: {'JPEG' if jpeg else 'PNG'}, full size")
-        return pair, str(dest), info
+        return pair, [str(dest), str(cube)], info
+
+    @staticmethod
+    def _lut(entry: _Entry, strength: float) -> np.ndarray:
+        """This photo's enhancement as a .cube LUT for other tools; the LUT of a blend is the
+        blend of the LUTs, so one fit serves every strength."""
+        if entry.lut is None:
+            small_in, small_out = _preview(entry.image, 512), _preview(entry.result, 512)
+            entry.lut = fit_lut(to_float32(small_in), to_float32(small_out))
+        identity = identity_lut(entry.lut.shape[0])
+        return identity + strength * (entry.lut - identity)
 
     def _sweep(self, keep: Path) -> None:
         cutoff = time.time() - OWN_FILES_TTL
@@ -329,7 +343,8 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
                 compare = gr.ImageSlider(label="Before / after", type="numpy", format="webp",
                                          interactive=False, buttons=["fullscreen"], max_height=700,
                                          elem_id="compare")
-                download = gr.File(label="Full-size result", interactive=False, elem_id="download")
+                download = gr.File(label="Full-size result and its look as a 3D LUT (.cube)", file_count="multiple",
+                                   interactive=False, elem_id="download")
                 info = gr.Markdown(label="Info", elem_id="info")
         examples = sorted(EXAMPLES_DIR.glob("*.jpg")) if EXAMPLES_DIR.is_dir() else []
         if examples:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import re
 import socket
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from PIL import Image
 
 from dpe_hf.data.io import read_image
+from dpe_hf.export.lut import identity_lut, read_cube
 
 ROOT = Path(__file__).resolve().parents[1]
 # gradio's queue statistics use pandas APIs that pandas 3 deprecates: not ours to fix
@@ -109,7 +109,7 @@ def _enhance(client, path, strength, model, api_name="/enhance"):
 
 def test_api_enhance_full_size_and_strength_zero_is_the_input(client, photo, tiny_model):
     path, arr = photo
-    (before, after), result_file, info = _enhance(client, path, 100, tiny_model)
+    (before, after), (result_file, cube_file), info = _enhance(client, path, 100, tiny_model)
     result, _ = read_image(result_file)
     assert result.shape == arr.shape  # full size, 131 x 97
     assert not np.array_equal(result, arr)  # the model changed it
@@ -117,10 +117,14 @@ def test_api_enhance_full_size_and_strength_zero_is_the_input(client, photo, tin
     assert Path(result_file).suffix == ".png" and "97×131" in info
 
     # strength 0 blends the cached result back to the input, exactly
-    _, zero_file, info = _enhance(client, path, 0, tiny_model, api_name="/blend")
+    # the look as a LUT: reproduces the result's colours; at strength 0 it is the identity
+    lut = read_cube(cube_file)
+    assert lut.shape == (33, 33, 33, 3) and not np.allclose(lut, identity_lut(33), atol=1e-3)
+    _, (zero_file, zero_cube), info = _enhance(client, path, 0, tiny_model, api_name="/blend")
     assert np.array_equal(read_image(zero_file)[0], arr)
+    np.testing.assert_allclose(read_cube(zero_cube), identity_lut(33), atol=1e-5)
     assert "strength 0 %" in info
-    _, half_file, _ = _enhance(client, path, 50, tiny_model, api_name="/blend")
+    _, (half_file, _), _ = _enhance(client, path, 50, tiny_model, api_name="/blend")
     half = read_image(half_file)[0].astype(int)
     assert np.abs(half - (arr.astype(int) + result.astype(int)) / 2).max() <= 1
 
@@ -133,7 +137,7 @@ def test_api_bad_upload_and_bad_model_give_one_line_errors(client, photo, tiny_m
     with pytest.raises(Exception, match="not a model folder"):
         _enhance(client, photo[0], 100, tmp_path)  # a folder without config.json
     # the app is still up and answers the next request
-    _, result_file, _ = _enhance(client, photo[0], 100, tiny_model)
+    _, (result_file, _), _ = _enhance(client, photo[0], 100, tiny_model)
     assert read_image(result_file)[0].shape == photo[1].shape
 
 
@@ -170,8 +174,9 @@ def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path)
             images = page.locator("#compare img")
             expect(images).to_have_count(2)
             expect(images.last).to_be_visible()
-            link = page.locator("#download a")
-            expect(link).to_have_attribute("href", re.compile(r"fig_bowl_enhanced\.jpg$"))
+            link = page.locator('#download a[href$="fig_bowl_enhanced.jpg"]')
+            expect(link).to_have_count(1, timeout=10_000)
+            expect(page.locator('#download a[href$="fig_bowl.cube"]')).to_have_count(1)
             download = page.request.get(link.get_attribute("href"))
             assert download.ok and Image.open(io.BytesIO(download.body())).size == (768, 520)  # full size
 
