@@ -118,3 +118,29 @@ def test_fivek_split_selects_pairs_by_id_range_or_list(tmp_path):
     assert ids(fivek_split="test") == ["a4501", "a5000"]
     assert ids(fivek_split_file=str(tmp_path / "list.txt")) == ["a0001", "a5000"]
     assert ids() == ["a0001", "a4500", "a4501", "a5000"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupt_saves_a_checkpoint_and_resume_goes_on(tmp_path, sig):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(REPO / "train_accelerate.py"), "--config", str(SMOKE), "--output-dir", str(run),
+            "--set", "steps=100000", "--set", "save_every=0", "--set", "val_every=0", "--set", "log_every=1"]
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "log.jsonl").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "continue with --resume" in out
+    step = json.loads((run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+                       / "process_0.json").read_text())["step"]
+    assert 0 < step < 100000
+    if sig == "SIGINT":  # resuming goes on from there
+        run_training(["--config", str(SMOKE), "--output-dir", str(run), "--resume", "--set", f"steps={step + 2}",
+                      "--set", "val_every=0"])
+        assert (run / "generator" / "model.safetensors").is_file()

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -65,6 +66,34 @@ def sync_buffers(accelerator, model: torch.nn.Module) -> None:
         dist.broadcast(buffer.data, src=0)
 
 
+class StopRequest:
+    """SIGINT/SIGTERM set a flag that the loop reads between steps, so an interrupted run
+    ends with a checkpoint instead of losing everything since the last one. Every process
+    must agree to stop (a checkpoint is a collective), so the flag is summed across them."""
+
+    def __init__(self):
+        self.flag = False
+        self._previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a notebook worker)
+                pass
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def requested(self, accelerator) -> bool:
+        if accelerator.num_processes == 1:
+            return self.flag
+        flag = torch.tensor([1.0 if self.flag else 0.0], device=accelerator.device)
+        return accelerator.reduce(flag, reduction="sum").item() > 0
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def _multi_process_cpu() -> bool:
     # `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate only sets up gloo
     # processes (MULTI_CPU) when told to use the CPU; otherwise each process trains alone.
@@ -105,9 +134,13 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
     bar = tqdm(total=config.steps, initial=start, disable=not accelerator.is_local_main_process,
                desc=config.mode, dynamic_ncols=True)
     end = min(config.steps, config.stop_at or config.steps)
+    stop = StopRequest()
     for step in range(start, end):
         values = task.train_step(step)
         done = step + 1
+        if stop.requested(accelerator):  # Ctrl-C or SIGTERM: keep the work done so far
+            end = done
+            break
         if not all(math.isfinite(v) for v in values.values()):
             accelerator.print(f"step {done}: non-finite loss {values}")
         if done % config.log_every == 0 or done == config.steps:
@@ -122,6 +155,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
                             keep=config.keep_checkpoints)
         bar.update(1)
     bar.close()
+    stop.restore()  # a second Ctrl-C now aborts at once; checkpoints are atomic, so nothing breaks
     if end < config.steps:
         save_checkpoint(accelerator, run_dir, end, {"step": end, "data": task.data_state()},
                         keep=config.keep_checkpoints)
