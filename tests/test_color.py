@@ -8,7 +8,7 @@ import torch
 from skimage.color import rgb2lab, rgb2xyz
 from skimage.color.colorconv import rgb_from_xyz
 
-from dpe_hf.ops.color import linear_rgb_to_xyz, rgb_to_lab, srgb_to_linear
+from dpe_hf.ops.color import linear_rgb_to_xyz, linear_to_srgb, rgb_to_lab, srgb_to_linear
 
 FUNCS = [srgb_to_linear, linear_rgb_to_xyz, rgb_to_lab]
 
@@ -113,3 +113,14 @@ class TestRgbToLab:
         x = torch.zeros(3, 2, 2, dtype=torch.float64, requires_grad=True)
         rgb_to_lab(x).sum().backward()
         assert torch.isfinite(x.grad).all()
+
+
+class TestLinearToSrgb:
+    def test_inverts_srgb_to_linear(self):
+        x = torch.rand(2, 3, 8, 9, dtype=torch.float64)
+        torch.testing.assert_close(linear_to_srgb(srgb_to_linear(x)), x)
+
+    def test_matches_the_iec_formula(self):
+        # hand-computed: 0.5 linear -> 1.055 * 0.5 ** (1 / 2.4) - 0.055
+        x = torch.full((3, 1, 1), 0.5, dtype=torch.float64)
+        torch.testing.assert_close(linear_to_srgb(x), torch.full_like(x, 1.055 * 0.5 ** (1 / 2.4) - 0.055))

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from dpe_hf.ops.color import srgb_to_linear
+from dpe_hf.ops.color import linear_to_srgb, srgb_to_linear
 
 __all__ = [
     "DegradeConfig",
@@ -40,13 +40,6 @@ __all__ = [
     "identity_params",
     "sample_edit_params",
 ]
-
-
-def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 sRGB encode of values in [0, 1]; the inverse of ``srgb_to_linear``."""
-    # Clamp inside the power branch so its gradient stays finite where torch.where discards it.
-    power = 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055
-    return torch.where(x <= 0.0031308, x * 12.92, power)
 
 
 # Rec.601 luma weights: the edits below act on gamma-encoded values, where luma (not linear
@@ -238,7 +231,7 @@ def apply_edit(img: torch.Tensor, params: EditParams) -> torch.Tensor:
         rgb = (base * math.exp(p.wb_log_r), base, base * math.exp(p.wb_log_b))
         gains = torch.tensor(rgb, dtype=x.dtype, device=x.device).view(3, 1, 1)
         # Clip in linear light, before encoding: that is where a sensor / camera JPEG clips.
-        x = _linear_to_srgb((srgb_to_linear(x) * gains).clamp(0.0, 1.0))
+        x = linear_to_srgb((srgb_to_linear(x) * gains).clamp(0.0, 1.0))
 
     if p.tone_curve != 0.0:
         # x - s sin(2 pi x) / (2 pi): fixes 0, 0.5 and 1; slope 1 - s cos(2 pi x) > 0 for |s| < 1.

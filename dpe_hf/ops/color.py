@@ -57,6 +57,21 @@ def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > _SRGB_KNEE, curve, x / 12.92)
 
 
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """Apply the sRGB transfer curve (IEC 61966-2-1): the inverse of `srgb_to_linear`.
+
+    Args:
+        x: linear RGB in [0, 1], shape (..., 3, H, W), floating dtype.
+
+    Returns:
+        sRGB values in [0, 1], same shape and dtype.
+    """
+    _check_image(x)
+    # Clamp inside the power branch so its gradient stays finite where torch.where discards it.
+    power = 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055
+    return torch.where(x <= 0.0031308, x * 12.92, power)
+
+
 def linear_rgb_to_xyz(x: torch.Tensor) -> torch.Tensor:
     """Linear sRGB (D65) to CIE XYZ, with Y = 1 for white.
 
