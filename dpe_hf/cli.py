@@ -87,14 +87,15 @@ def _int_range(lo: int, hi: int | None = None):
     return parse
 
 
-def _load_model(spec: str | None):
+def _load_model(spec: str | None, device: str = "cpu"):
     """The generator `spec` names, or None after printing the reason (the caller exits 2)."""
     from dpe_hf.errors import ModelLoadError
     from dpe_hf.hub import load_generator
+    from dpe_hf.inference import resolve_device
 
     try:
-        return load_generator(spec)
-    except ModelLoadError as exc:
+        return load_generator(spec, device=resolve_device(device))
+    except (ModelLoadError, ValueError) as exc:
         _error(str(exc))
         return None
 
@@ -138,6 +139,11 @@ def _add_enhance(sub) -> None:
     p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
                    help="refuse images with more pixels than this, 0 for no limit "
                         f"(default {DEFAULT_MAX_PIXELS})")
+    p.add_argument("--method", choices=("guided", "residual"), default="guided",
+                   help="how the change is carried to full size: a bilateral grid of local colour "
+                        "transforms (guided, default) or the upsampled residual")
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]|mps",
+                   help="where the network runs (default auto: cuda, then mps, then cpu)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
@@ -238,14 +244,14 @@ def _cmd_enhance(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         _error(f"{out_dir}: the output path exists and is not a folder")
         return EXIT_USAGE
-    generator = _load_model(args.model)
+    generator = _load_model(args.model, args.device)
     if generator is None:
         return EXIT_USAGE
 
     from dpe_hf.inference import enhance
 
     def process(job: _Job, image):
-        result = enhance(generator, image, max_side=args.max_side, strength=args.strength)
+        result = enhance(generator, image, max_side=args.max_side, strength=args.strength, method=args.method)
         if args.save_lut:
             _save_lut(generator, image, job, args)
         return result

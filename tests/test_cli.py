@@ -327,3 +327,30 @@ def test_enhance_without_model_uses_the_bundled_one(tmp_path):
     expected = enhance(load_generator("dpe-expertC"), photo(64, 80, seed=5))
     assert np.array_equal(written, expected)
     assert not np.array_equal(written, photo(64, 80, seed=5))  # the bundled model changes photos
+
+
+def test_method_and_device_flags(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = tmp_path / "model"
+    DPEGenerator(width=0.25, init_scale=None).save_pretrained(model)  # visibly changes photos
+    src = tmp_path / "in.png"
+    Image.fromarray(photo(64, 80, seed=6)).save(src)
+    for method in ("guided", "residual"):
+        out = tmp_path / method
+        assert main(["enhance", str(src), "-o", str(out), "--model", str(model), "--method", method,
+                     "--device", "cpu", "--max-side", "32"]) == 0
+        written, _ = read_image(out / "in_enhanced.png")
+        from dpe_hf.hub import load_generator
+
+        expected = enhance(load_generator(model), photo(64, 80, seed=6), method=method, max_side=32)
+        assert np.array_equal(written, expected)
+    # the two ways of carrying the change to full size differ
+    assert not np.array_equal(read_image(tmp_path / "guided" / "in_enhanced.png")[0],
+                              read_image(tmp_path / "residual" / "in_enhanced.png")[0])
+    capsys.readouterr()
+    assert main(["enhance", str(src), "-o", str(tmp_path / "x"), "--model", str(model), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device tpu" in err[0]
+    if not torch.cuda.is_available():
+        assert main(["enhance", str(src), "-o", str(tmp_path / "y"), "--model", str(model), "--device", "cuda:3"]) == 2
+        assert "no such CUDA device" in capsys.readouterr().err
