@@ -91,9 +91,13 @@ def _load_model(spec: str | None, device: str = "cpu"):
     """The generator `spec` names, or None after printing the reason (the caller exits 2)."""
     from dpe_hf.errors import ModelLoadError
     from dpe_hf.hub import load_generator
-    from dpe_hf.inference import resolve_device
 
     try:
+        if spec is not None and str(spec).lower().endswith(".onnx"):
+            # onnxruntime on the CPU: no device to resolve, and no torch import (start-up)
+            return load_generator(spec)
+        from dpe_hf.inference import resolve_device
+
         return load_generator(spec, device=resolve_device(device))
     except (ModelLoadError, ValueError) as exc:
         _error(str(exc))
@@ -248,7 +252,10 @@ def _cmd_enhance(args) -> int:
     if generator is None:
         return EXIT_USAGE
 
-    from dpe_hf.inference import enhance
+    if getattr(generator, "numpy_native", False):  # OnnxGenerator: the torch-free path
+        from dpe_hf.inference_numpy import enhance_numpy as enhance
+    else:
+        from dpe_hf.inference import enhance
 
     def process(job: _Job, image):
         result = enhance(generator, image, max_side=args.max_side, strength=args.strength, method=args.method)

@@ -52,16 +52,16 @@ def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache
 
     Raises `ModelLoadError` with one line saying what was tried when nothing matches.
     """
-    from dpe_hf.models.generator import DPEGenerator
-
     spec = DEFAULT_MODEL if spec is None else spec
     if str(spec).lower().endswith(".onnx"):
         onnx_path = Path(str(spec)).expanduser()
         if not onnx_path.is_file():
             raise ModelLoadError(f"{spec}: no such ONNX file")
-        from dpe_hf.export.onnx import OnnxGenerator
+        from dpe_hf.export.onnx_runtime import OnnxGenerator  # no torch import for .onnx
 
         return OnnxGenerator(onnx_path)
+    from dpe_hf.models.generator import DPEGenerator
+
     local = resolve_local(spec)
     if local is not None:
         try:

@@ -62,7 +62,13 @@ def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: in
 
     The network sees an area-averaged copy with long side `max_side`; its result is carried to
     full size by `method` strip by strip (`dpe_hf.ops.guided`), never as a full-size float.
+    Numpy generators (`OnnxGenerator`) go through `dpe_hf.inference_numpy`.
     """
+    if getattr(generator, "numpy_native", False):
+        from dpe_hf.inference_numpy import enhance_array_numpy
+
+        return enhance_array_numpy(generator, image, max_side=max_side, strength=strength,
+                                   method=method, threads=threads)
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -127,6 +133,10 @@ def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEF
     `method`: "guided" (default) or "residual", see the module docstring.
     """
     _check_method(method)
+    if getattr(generator, "numpy_native", False) and isinstance(image, (Image.Image, np.ndarray)):
+        from dpe_hf.inference_numpy import enhance_numpy  # torch-free path (`OnnxGenerator`)
+
+        return enhance_numpy(generator, image, max_side=max_side, strength=strength, method=method)
     if isinstance(image, torch.Tensor):
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = enhance_tensor(generator, batched.float(), max_side=max_side, strength=strength,

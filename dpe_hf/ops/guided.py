@@ -51,13 +51,16 @@ import contextlib
 import math
 import operator
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # numpy and OpenCV only: torch tensors are accepted when torch is loaded,
+    import torch  # so the ONNX path (`dpe_hf.inference_numpy`) runs without importing it
 
 __all__ = [
     "GUIDE_WEIGHTS",
@@ -141,10 +144,11 @@ def _scale(dtype: np.dtype) -> float:
     return 255.0 if dtype == np.uint8 else 65535.0
 
 
-def _as_hwc_float(x: Any, name: str) -> torch.Tensor:
+def _as_hwc_float(x: Any, name: str) -> np.ndarray:
     """numpy H x W x 3 (uint8, uint16 or float in [0, 1]) or torch (3, H, W) / (1, 3, H, W)
-    float in [0, 1] -> float32 torch (H, W, 3)."""
-    if isinstance(x, torch.Tensor):
+    float in [0, 1] -> float32 numpy (H, W, 3)."""
+    torch = sys.modules.get("torch")  # a tensor can only come from an imported torch
+    if torch is not None and isinstance(x, torch.Tensor):
         t = x.detach()
         if t.ndim == 4 and t.shape[0] == 1:
             t = t[0]
@@ -152,27 +156,28 @@ def _as_hwc_float(x: Any, name: str) -> torch.Tensor:
             raise ValueError(f"{name}: a tensor must be (3, H, W) or (1, 3, H, W), got {tuple(x.shape)}")
         if not t.is_floating_point():
             raise ValueError(f"{name}: a tensor must be floating point in [0, 1], got {t.dtype}")
-        t = t.to("cpu", torch.float32).permute(1, 2, 0)
+        a = t.to("cpu", torch.float32).permute(1, 2, 0).numpy()
     elif isinstance(x, np.ndarray):
         if x.ndim != 3 or x.shape[2] != 3:
             raise ValueError(f"{name}: an array must be H x W x 3, got {x.shape}")
         if x.dtype == np.uint8 or x.dtype == np.uint16:
-            t = torch.from_numpy(x.astype(np.float32) / np.float32(_scale(x.dtype)))
+            a = x.astype(np.float32) / np.float32(_scale(x.dtype))
         elif x.dtype.kind == "f":
-            t = torch.from_numpy(np.asarray(x, np.float32))
+            a = np.asarray(x, np.float32)
         else:
             raise ValueError(f"{name}: unsupported dtype {x.dtype} (use uint8, uint16 or float in [0, 1])")
     else:
         raise ValueError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
-    if t.shape[0] < 1 or t.shape[1] < 1:
-        raise ValueError(f"{name} is empty: {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{name} is empty: {a.shape}")
+    if not np.isfinite(a).all():
         raise ValueError(f"{name} has NaN or infinite values")
-    return t.contiguous()
+    return np.ascontiguousarray(a)
 
 
 def _check_grid(grid: Any) -> np.ndarray:
-    if isinstance(grid, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only come from an imported torch
+    if torch is not None and isinstance(grid, torch.Tensor):
         grid = grid.detach().cpu().numpy()
     if not isinstance(grid, np.ndarray):
         raise ValueError(f"grid must be a numpy array (gh, gw, gd, 3, 4), got {type(grid).__name__}")
@@ -196,8 +201,18 @@ def _check_strength(strength: Any) -> float:
 
 
 def _threads(threads: int | None) -> int:
+    """None: ``torch.get_num_threads()`` where torch is already imported, else
+    ``OMP_NUM_THREADS`` if set (a positive int), else the CPU count; at most the CPU count."""
     if threads is None:
-        return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+        cpus = os.cpu_count() or 1
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            return max(1, min(torch.get_num_threads(), cpus))
+        try:
+            env = int(os.environ.get("OMP_NUM_THREADS", "") or 0)
+        except ValueError:
+            env = 0
+        return max(1, min(env if env > 0 else cpus, cpus))
     return _positive_int(threads, "threads")
 
 
@@ -261,19 +276,18 @@ def _coarse_size(n: int, factor: int) -> int:
     return max(2, round((n - 1) / factor) + 1)
 
 
-def _tent(nodes: int, pos: torch.Tensor) -> torch.Tensor:
+def _tent(nodes: int, pos: np.ndarray) -> np.ndarray:
     """(nodes, len(pos)) linear-interpolation ("hat") weights of positions in [0, 1]."""
-    p = pos.to(torch.float64)[None, :] * (nodes - 1)
-    return torch.clamp(1 - (p - torch.arange(nodes, dtype=torch.float64)[:, None]).abs(), min=0)
+    p = pos.astype(np.float64)[None, :] * (nodes - 1)
+    return np.maximum(1 - np.abs(p - np.arange(nodes, dtype=np.float64)[:, None]), 0)
 
 
-def _prolong(fine: int, coarse: int) -> torch.Tensor:
+def _prolong(fine: int, coarse: int) -> np.ndarray:
     """(fine, coarse): the coarse hat functions evaluated at the fine nodes."""
-    return _tent(coarse, torch.arange(fine, dtype=torch.float64) / (fine - 1)).T
+    return _tent(coarse, np.arange(fine, dtype=np.float64) / (fine - 1)).T
 
 
-def _moments(lin: torch.Tensor, lout: torch.Tensor, size: tuple[int, int, int]
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def _moments(lin: np.ndarray, lout: np.ndarray, size: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Splatted normal equations of every node: S (gh, gw, gd, 4, 4) = sum w p p^T and
     R (gh, gw, gd, 4, 3) = sum w p q^T with p = (r, g, b, 1), q the output colour and w the
     trilinear weight of the pixel at that node. The guide axis is splatted exactly; the two
@@ -283,30 +297,31 @@ def _moments(lin: torch.Tensor, lout: torch.Tensor, size: tuple[int, int, int]
     h, w, _ = lin.shape
     b = _BLOCK
     hb, wb = -(-h // b), -(-w // b)
-    y = torch.zeros(hb * b, wb * b, 7)
+    y = np.zeros((hb * b, wb * b, 7), np.float32)
     y[:h, :w, :3] = lin
-    y[:h, :w, 3] = 1.0  # also the validity mask of the padding
+    y[:h, :w, 3] = 1.0
     y[:h, :w, 4:] = lout
-    y = y.view(hb, b, wb, b, 7).permute(0, 2, 4, 1, 3).reshape(hb * wb, 7, b * b)
-    wr, wg, wb_ = GUIDE_WEIGHTS
-    g = (y[:, 0] * wr + y[:, 1] * wg + y[:, 2] * wb_) * (gd - 1)
-    z = (1 - (g[:, None, :] - torch.arange(gd, dtype=torch.float32)[None, :, None]).abs()).clamp_(min=0)
-    py = (y[:, :4, None, :] * y[:, None, :, :]).view(hb * wb, 28, b * b)
-    blocks = torch.bmm(py, z.transpose(1, 2)).view(hb, wb * 28 * gd)  # (hb, wb*28*gd)
-    i = torch.arange(hb, dtype=torch.float64)
-    cy = (i * b + (torch.clamp(i * b + b, max=h) - i * b) / 2) / h
-    j = torch.arange(wb, dtype=torch.float64)
-    cx = (j * b + (torch.clamp(j * b + b, max=w) - j * b) / 2) / w
-    acc = (_tent(gh, cy).float() @ blocks).view(gh, wb, 28 * gd)
-    acc = torch.matmul(_tent(gw, cx).float(), acc).double()  # (gh, gw, 28*gd)
-    acc = acc.view(gh, gw, 4, 7, gd).permute(0, 1, 4, 2, 3)  # (gh, gw, gd, 4, 7)
-    return acc[..., :4].contiguous(), acc[..., 4:].contiguous()
+    y = np.ascontiguousarray(y.reshape(hb, b, wb, b, 7).transpose(0, 2, 4, 1, 3)).reshape(hb * wb, 7, b * b)
+    wr, wg, wb_ = (np.float32(v) for v in GUIDE_WEIGHTS)
+    g = (y[:, 0] * wr + y[:, 1] * wg + y[:, 2] * wb_) * np.float32(gd - 1)
+    z = np.maximum(1 - np.abs(g[:, None, :] - np.arange(gd, dtype=np.float32)[None, :, None]), np.float32(0))
+    py = (y[:, :4, None, :] * y[:, None, :, :]).reshape(hb * wb, 28, b * b)
+    blocks = np.matmul(py, z.transpose(0, 2, 1)).reshape(hb, wb * 28 * gd)
+    i = np.arange(hb, dtype=np.float64)
+    cy = (i * b + (np.minimum(i * b + b, h) - i * b) / 2) / h
+    j = np.arange(wb, dtype=np.float64)
+    cx = (j * b + (np.minimum(j * b + b, w) - j * b) / 2) / w
+    acc = (_tent(gh, cy).astype(np.float32) @ blocks).reshape(gh, wb, 28 * gd)
+    acc = np.matmul(_tent(gw, cx).astype(np.float32), acc).astype(np.float64)
+    acc = acc.reshape(gh, gw, 4, 7, gd).transpose(0, 1, 4, 2, 3)
+    return np.ascontiguousarray(acc[..., :4]), np.ascontiguousarray(acc[..., 4:])
 
 
-def _ridge_solve(s: torch.Tensor, r: torch.Tensor, prior: torch.Tensor, lam: float) -> torch.Tensor:
+def _ridge_solve(s: np.ndarray, r: np.ndarray, prior: np.ndarray, lam: float) -> np.ndarray:
     """argmin_A sum w |A^T p - q|^2 + lam |A - prior|^2 for every node (A: 4 x 3)."""
-    eye = torch.eye(4, dtype=torch.float64) * lam
-    return torch.linalg.solve(s + eye, r + eye @ prior)
+    eye = np.eye(4, dtype=np.float64) * lam
+    rhs = r + eye @ prior
+    return np.linalg.solve(s + eye, np.broadcast_to(rhs, s.shape[:-2] + rhs.shape[-2:]))
 
 
 def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] | None = None,
@@ -333,7 +348,8 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
         float32 array (gh, gw, gd, 3, 4): see the module docstring for the layout.
 
     Cost: O(pixels x 28 x depth) multiply-adds for the moments, plus one 4x4 solve per node
-    (float64); about 30-50 ms for 512 x 384 on one core.
+    (float64); about 30-60 ms for 512 x 384 on one core. numpy only, so the ONNX path runs
+    without torch.
     """
     lin = _as_hwc_float(low_in, "low_in")
     lout = _as_hwc_float(low_out, "low_out")
@@ -356,16 +372,16 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
     n = float(h * w)
 
     s, r = _moments(lin, lout, size)
-    identity = torch.cat([torch.eye(3, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64)])
+    identity = np.concatenate([np.eye(3, dtype=np.float64), np.zeros((1, 3), np.float64)])
     a_global = _ridge_solve(s.sum((0, 1, 2)), r.sum((0, 1, 2)), identity, 1e-4 * n)
     csize = (_coarse_size(gh, 8), _coarse_size(gw, 8), _coarse_size(gd, 4))
     py, px, pz = (_prolong(f, c) for f, c in zip(size, csize))
-    sc = torch.einsum("yxzij,ya,xb,zc->abcij", s, py, px, pz)
-    rc = torch.einsum("yxzij,ya,xb,zc->abcij", r, py, px, pz)
+    sc = np.einsum("yxzij,ya,xb,zc->abcij", s, py, px, pz, optimize=True)
+    rc = np.einsum("yxzij,ya,xb,zc->abcij", r, py, px, pz, optimize=True)
     a_coarse = _ridge_solve(sc, rc, a_global, lam * n / math.prod(csize))
-    prior = torch.einsum("abcij,ya,xb,zc->yxzij", a_coarse, py, px, pz)
+    prior = np.einsum("abcij,ya,xb,zc->yxzij", a_coarse, py, px, pz, optimize=True)
     a = _ridge_solve(s, r, prior, lam * n / math.prod(size))  # (gh, gw, gd, 4, 3)
-    return a.transpose(-1, -2).to(torch.float32).numpy().copy()
+    return np.ascontiguousarray(a.swapaxes(-1, -2).astype(np.float32))
 
 
 def blend_grid(grid: np.ndarray, strength: float) -> np.ndarray:
@@ -388,9 +404,11 @@ def _textures(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     and step = base[:, :, y+1] - base[:, :, y]."""
     gh, gw, gd = grid.shape[:3]
     gz = (gd - 1) * GUIDE_UPSAMPLE + 1
-    t = torch.from_numpy(grid.astype(np.float64)).permute(0, 1, 3, 4, 2).reshape(gh * gw * 12, gd)
-    interp = _tent(gd, torch.arange(gz, dtype=torch.float64) / (gz - 1))  # (gd, gz)
-    t = ((t @ interp).view(gh, gw, 3, 4, gz).permute(2, 4, 0, 1, 3) * 4.0).numpy()  # (3, gz, gh, gw, 4)
+    # numpy (float64, as `_tent`), so that slicing needs no torch
+    t = grid.astype(np.float64).transpose(0, 1, 3, 4, 2).reshape(gh * gw * 12, gd)
+    p = (np.arange(gz, dtype=np.float64) / (gz - 1))[None, :] * (gd - 1)
+    interp = np.maximum(1 - np.abs(p - np.arange(gd, dtype=np.float64)[:, None]), 0)  # (gd, gz)
+    t = (t @ interp).reshape(gh, gw, 3, 4, gz).transpose(2, 4, 0, 1, 3) * 4.0  # (3, gz, gh, gw, 4)
     step = np.zeros_like(t)
     step[:, :, :-1] = t[:, :, 1:] - t[:, :, :-1]
     return np.ascontiguousarray(t, np.float32), np.ascontiguousarray(step, np.float32), gz
@@ -413,8 +431,9 @@ def apply_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, *, strip_rows: i
             whole.
         grid: (gh, gw, gd, 3, 4) from `fit_bilateral_grid` (colours in [0, 1]).
         strip_rows: rows per strip (memory per worker ~ 80 bytes x strip_rows x W).
-        threads: worker threads sharing the strips; None: ``torch.get_num_threads()`` (so
-            ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` govern it), at most the CPU count.
+        threads: worker threads sharing the strips; None: ``torch.get_num_threads()`` where
+            torch is imported (so ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` govern it),
+            else ``OMP_NUM_THREADS`` or the CPU count; at most the CPU count.
             OpenCV's own pool is switched off for the duration of the call.
         out: optional preallocated C-contiguous array of the input's shape and dtype; may be
             ``full_in`` itself (in place).
@@ -590,7 +609,7 @@ def residual_upsample(full_in: np.ndarray, low_in: Any, low_out: Any, *, strengt
     scale = _scale(full_in.dtype)
     eight_bit = full_in.dtype == np.uint8
     residual = np.zeros((h, w, 4), np.float32)  # 4 channels: OpenCV's fast remap path
-    residual[..., :3] = ((lout - lin) * (strength * scale)).numpy()
+    residual[..., :3] = (lout - lin) * np.float32(strength * scale)
     mx = _source_coords(width, w)
     my_all = _source_coords(height, h)
     n_max = min(strip_rows, height, _REMAP_MAX)

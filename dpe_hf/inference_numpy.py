@@ -1,0 +1,94 @@
+"""Torch-free enhancement for generators that run on numpy arrays (`OnnxGenerator`).
+
+Same steps and results as `dpe_hf.inference.enhance_array` / `enhance` for PIL images and
+H x W x 3 arrays: the network runs on an area-averaged copy with long side `max_side`, and
+its edit is carried to full size strip by strip (`dpe_hf.ops.guided`, numpy and OpenCV only),
+so neither method imports torch and `dpe enhance --model model.onnx` starts without it.
+
+`generator` is any callable taking (B,3,H,W) float32 numpy in [0, 1] and returning an array
+of the same shape; an object with a ``run`` method (`OnnxGenerator`) is called through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dpe_hf.ops import guided
+from dpe_hf.ops.guided import apply_bilateral_grid, blend_grid, downscale_long_side
+
+__all__ = ["DEFAULT_MAX_SIDE", "METHODS", "enhance_array_numpy", "enhance_numpy"]
+
+DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE
+METHODS = ("guided", "residual")
+
+
+# -- enhancement ----------------------------------------------------------------------------
+
+
+def _dtype_scale(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ValueError(f"unsupported array dtype {dtype}: use uint8, uint16 or float in [0,1]")
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
+                        strength: float = 1.0, method: str = "guided", threads: int | None = None) -> np.ndarray:
+    """`dpe_hf.inference.enhance_array` for a numpy generator: H x W x 3 uint8 / uint16 in,
+    the same dtype out."""
+    _check_method(method)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    scale = _dtype_scale(image.dtype)
+    low = downscale_long_side(image, max_side)
+    run = getattr(generator, "run", generator)
+    x = np.ascontiguousarray(low).transpose(2, 0, 1)[None].astype(np.float32) / np.float32(scale)
+    low_out = np.clip(np.asarray(run(np.ascontiguousarray(x)), np.float32), 0, 1)[0]  # (3, h, w)
+    lout = low_out.transpose(1, 2, 0)
+    if low.shape == image.shape:  # small photo: the network ran at full size
+        out = lout
+        if strength != 1.0:
+            out = image / np.float32(scale) + strength * (out - image / np.float32(scale))
+        return np.round(np.clip(out, 0, 1) * scale).astype(image.dtype)
+    if method == "residual":
+        return guided.residual_upsample(image, low, lout, strength=strength, threads=threads)
+    image = guided._check_full(image)
+    grid = guided.fit_bilateral_grid(low.astype(np.float32) / np.float32(scale), lout)
+    if strength != 1.0:
+        grid = blend_grid(grid, strength)
+    return apply_bilateral_grid(image, grid, threads=threads)
+
+
+def enhance_numpy(generator: Any, image, *, max_side: int = DEFAULT_MAX_SIDE, strength: float = 1.0,
+                  method: str = "guided"):
+    """`dpe_hf.inference.enhance` for a numpy generator and a PIL image or H x W x 3 array."""
+    from PIL import Image
+
+    _check_method(method)
+    if isinstance(image, Image.Image):
+        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
+        out = Image.fromarray(enhance_numpy(generator, np.asarray(image.convert("RGB")), max_side=max_side,
+                                            strength=strength, method=method))
+        if alpha is not None:
+            out.putalpha(alpha)
+        return out
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
+        scale = _dtype_scale(image.dtype)
+        if scale != 1.0:
+            return enhance_array_numpy(generator, image, max_side=max_side, strength=strength, method=method)
+        u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
+        out = enhance_array_numpy(generator, u16, max_side=max_side, strength=strength, method=method)
+        return (out / np.float32(65535.0)).astype(image.dtype)
+    raise TypeError(f"enhance_numpy() takes a PIL image or a numpy array, not {type(image).__name__}")
