@@ -84,6 +84,7 @@ class TrainConfig:
     val_every: int = 200
     save_every: int = 500
     keep_checkpoints: int = 2
+    max_bad_steps: int = 5  # this many non-finite (skipped) steps in a row restore the latest checkpoint
     stop_at: int | None = None  # end this invocation at this step with a checkpoint; --resume goes on
     output_dir: str = "runs/dpe"
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -68,6 +68,7 @@ from dpe_hf.losses import ADVERSARIAL_LOSSES, cycle_loss, gradient_penalty, iden
 from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import TrainConfig
 from dpe_hf.training.data import generated_folder
+from dpe_hf.training.loop import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
 from dpe_hf.training.models import build_generator, lr_at
 
 GRID_ROWS = 4  # fixed source crops shown in the image grid
@@ -162,6 +163,7 @@ class GANTask:
             accelerator.register_for_checkpointing(*self.controllers.values())
 
         self._last_generator_values: dict[str, float] = {}
+        self._inject_nan = injected_nan_steps(accelerator)  # testing hook (see its doc); empty normally
         self._grid_inputs: torch.Tensor | None = None
         self._source_images = None
         self.source_stream = self.target_stream = None
@@ -213,8 +215,10 @@ class GANTask:
         return batch.to(self.accelerator.device, memory_format=memory_format)
 
     # -- one critic step -----------------------------------------------------------------------
-    def critic_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Update the critic(s) once on real batches x (source) and y (target); returns the logs."""
+    def critic_step(self, x: torch.Tensor, y: torch.Tensor, *, inject_nan: bool = False) -> dict[str, float]:
+        """Update the critic(s) once on real batches x (source) and y (target); returns the logs.
+        A NaN/Inf loss (on any process) skips the update and the λ controllers' update, and
+        adds `skipped/nonfinite: 1` to the logs. `inject_nan` is the fault-injection testing hook."""
         acc = self.accelerator
         _set_requires_grad(self.raw_critics, True)
         with torch.no_grad(), acc.autocast():
@@ -240,6 +244,14 @@ class GANTask:
                 stats += [norm.detach(), penalty.detach()]
             terms[f"{name}/loss"] = loss.detach()
             total = total + loss
+        if inject_nan:
+            total = total * float("nan")
+        if nonfinite(acc, total):
+            self.d_opt.zero_grad(set_to_none=True)
+            values = {k: v.item() for k, v in terms.items()}
+            values["D/total"] = total.detach().float().item()
+            values["skipped/nonfinite"] = 1
+            return values
         acc.backward(total)
         self.d_opt.step()
         self.d_opt.zero_grad(set_to_none=True)
@@ -260,7 +272,8 @@ class GANTask:
 
     # -- one generator step --------------------------------------------------------------------
     def generator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Update the generator(s) once, critics frozen; returns the logs."""
+        """Update the generator(s) once, critics frozen; returns the logs. A NaN/Inf loss (on
+        any process) skips the update and adds `skipped/nonfinite: 1` to the logs."""
         acc, alpha = self.accelerator, self.config.gan.alpha
         _set_requires_grad(self.raw_critics, False)
         try:
@@ -285,12 +298,17 @@ class GANTask:
                     identity = identity_loss(x.float(), y_fake)
                     loss = adversarial + alpha * identity
                 values.update({"G/adv": adversarial, "G/identity": identity, "G/loss": loss})
-            acc.backward(loss)
-            self.g_opt.step()
+            skipped = nonfinite(acc, loss)
+            if not skipped:
+                acc.backward(loss)
+                self.g_opt.step()
             self.g_opt.zero_grad(set_to_none=True)
         finally:
             _set_requires_grad(self.raw_critics, True)
-        return {k: v.detach().item() for k, v in values.items()}
+        values = {k: v.detach().item() for k, v in values.items()}
+        if skipped:
+            values["skipped/nonfinite"] = 1
+        return values
 
     # -- what the loop calls -----------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
@@ -300,11 +318,22 @@ class GANTask:
         for group in self.d_opt.param_groups:
             group["lr"] = self._critic_lr(lr)
         x, y = self._batch(self.source_stream), self._batch(self.target_stream)
-        values = self.critic_step(x, y)
         done = step + 1
+        inject = done in self._inject_nan  # testing hook: the critic loss of this step is NaN, once
+        self._inject_nan.discard(done)
+        models = [*self.raw_generators, *self.raw_critics]
+        snapshot = buffer_snapshot(*models)  # a skipped step's forward passes must not move BN stats
+        values = self.critic_step(x, y, inject_nan=inject)
+        if values.get("skipped/nonfinite"):
+            restore_buffers(snapshot)
         if done % self.config.gan.n_critic == 0:
-            self._last_generator_values = self.generator_step(x, y)
-        values.update(self._last_generator_values)  # the latest generator step's losses
+            snapshot = buffer_snapshot(*models)
+            generator_values = self.generator_step(x, y)
+            if generator_values.pop("skipped/nonfinite", 0):
+                restore_buffers(snapshot)
+                values["skipped/nonfinite"] = 1
+            self._last_generator_values = generator_values
+        values.update({k: v for k, v in self._last_generator_values.items() if k not in values})
         values["lr"] = lr
         values["lr_critic"] = self.d_opt.param_groups[0]["lr"]
         every = self.config.gan.image_every

@@ -94,6 +94,42 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def nonfinite(accelerator, *losses: torch.Tensor) -> bool:
+    """True when any loss is NaN or Inf on any process: then every process skips the update
+    (call before backward; all processes must agree, since a backward under DDP is a collective)."""
+    bad = torch.stack([loss.detach().float().reshape(()) for loss in losses]).isfinite().all().logical_not()
+    if accelerator.num_processes == 1:
+        return bool(bad.item())
+    flag = bad.float().reshape(1).to(accelerator.device)
+    return accelerator.reduce(flag, reduction="sum").item() > 0
+
+
+def injected_nan_steps(accelerator) -> set[int]:
+    """TESTING HOOK (fault injection), not a feature: `DPE_INJECT_NAN_STEPS="3,4"` makes the
+    losses of steps 3 and 4 (the step numbers in the log, 1-based) NaN, once each: a step that
+    runs again after a checkpoint restore is clean. `DPE_INJECT_NAN_RANK=1` limits it to that
+    process (the others must still skip). Read once when a task is built; unset, it does
+    nothing. Used by tests/test_faults.py."""
+    raw = os.environ.get("DPE_INJECT_NAN_STEPS", "")
+    rank = os.environ.get("DPE_INJECT_NAN_RANK", "")
+    if rank and int(rank) != accelerator.process_index:
+        return set()
+    return {int(s) for s in raw.replace(" ", "").split(",") if s}
+
+
+def buffer_snapshot(*models: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of the models' floating-point buffers (BN statistics): a forward pass in training
+    mode updates them even when the step is then skipped, and NaN statistics would poison
+    the model. `restore_buffers` puts them back."""
+    return [(b, b.detach().clone()) for m in models for b in m.buffers() if b.is_floating_point()]
+
+
+def restore_buffers(snapshot) -> None:
+    with torch.no_grad():
+        for buffer, saved in snapshot:
+            buffer.copy_(saved)
+
+
 def _multi_process_cpu() -> bool:
     # `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate only sets up gloo
     # processes (MULTI_CPU) when told to use the CPU; otherwise each process trains alone.
@@ -135,25 +171,45 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
                desc=config.mode, dynamic_ncols=True)
     end = min(config.steps, config.stop_at or config.steps)
     stop = StopRequest()
-    for step in range(start, end):
+    bad_streak = 0  # non-finite (skipped) steps in a row
+    restored_from = None  # the checkpoint the last restore loaded, until a newer one is saved
+    step = start
+    while step < end:
         values = task.train_step(step)
         done = step + 1
         if stop.requested(accelerator):  # Ctrl-C or SIGTERM: keep the work done so far
             end = done
             break
-        if not all(math.isfinite(v) for v in values.values()):
-            accelerator.print(f"step {done}: non-finite loss {values}")
-        if done % config.log_every == 0 or done == config.steps:
-            log(done, values)
-            bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in values.items() if k != "lr"})
+        if values.get("skipped/nonfinite"):  # the task skipped the update (same on every process)
+            bad_streak += 1
+            accelerator.print(f"step {done}: non-finite loss, update skipped ({bad_streak} in a row): "
+                              + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            log(done, {k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
+            if bad_streak >= config.max_bad_steps:
+                restored_from, step = _restore_last_good(accelerator, task, run_dir, done, bad_streak,
+                                                         restored_from)
+                bad_streak = 0
+                bar.n = step
+                bar.refresh()
+                continue
+        else:
+            bad_streak = 0
+            if not all(math.isfinite(v) for v in values.values()):
+                accelerator.print(f"step {done}: non-finite value {values}")
+            if done % config.log_every == 0 or done == config.steps:
+                log(done, values)
+                bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in values.items() if k != "lr"})
         if config.val_every and (done % config.val_every == 0 or done == config.steps):
             if accelerator.is_main_process:
                 log(done, validate(task.enhancer(), val_pairs, config.data.max_side))
             accelerator.wait_for_everyone()
-        if config.save_every and done % config.save_every == 0 and done != end:
+        # no checkpoint in a streak of skipped steps: `latest` stays the last good one
+        if config.save_every and done % config.save_every == 0 and done != end and bad_streak == 0:
             save_checkpoint(accelerator, run_dir, done, {"step": done, "data": task.data_state()},
                             keep=config.keep_checkpoints)
+            restored_from = None
         bar.update(1)
+        step = done
     bar.close()
     stop.restore()  # a second Ctrl-C now aborts at once; checkpoints are atomic, so nothing breaks
     if end < config.steps:
@@ -172,6 +228,25 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
         _publish(task, config, run_dir, push_to_hub)
     accelerator.end_training()
     return run_dir
+
+
+def _restore_last_good(accelerator, task, run_dir: Path, done: int, streak: int, restored_from):
+    """After `max_bad_steps` skipped steps in a row: load the latest checkpoint (models,
+    optimisers, RNG, data position) and go on from its step. Returns (checkpoint, step)."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RuntimeError(f"step {done}: {streak} non-finite losses in a row and no checkpoint in "
+                           f"{run_dir} to restore; lower the learning rate or check the data "
+                           "(max_bad_steps sets how many skipped steps are tolerated)")
+    if restored_from is not None and Path(restored_from) == checkpoint:
+        raise RuntimeError(f"step {done}: {streak} non-finite losses in a row again after restoring "
+                           f"{checkpoint}; the divergence is reproducible from there, giving up "
+                           "(lower the learning rate or check the data)")
+    state = load_checkpoint(accelerator, checkpoint)
+    task.load_data_state(state["data"])
+    accelerator.print(f"step {done}: {streak} non-finite losses in a row; restored {checkpoint} "
+                      f"(step {state['step']})")
+    return checkpoint, state["step"]
 
 
 def weights_digest(models: dict[str, torch.nn.Module]) -> str:

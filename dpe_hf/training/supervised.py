@@ -7,6 +7,7 @@ import torch
 from dpe_hf.losses import supervised_loss
 from dpe_hf.training.config import TrainConfig
 from dpe_hf.training.data import pair_stream
+from dpe_hf.training.loop import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
 from dpe_hf.training.models import build_generator, lr_at
 
 
@@ -21,6 +22,7 @@ class SupervisedTask:
         self.generator, self.optimizer = accelerator.prepare(generator, optimizer)
         self.stream = iter_stream = pair_stream(config, accelerator)
         self._examples = iter(iter_stream)
+        self._inject_nan = injected_nan_steps(accelerator)  # testing hook (see its doc); empty normally
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = zip(*(next(self._examples) for _ in range(self.config.batch_size)))
@@ -30,18 +32,36 @@ class SupervisedTask:
                 torch.stack(ys).to(device, memory_format=memory_format))
 
     def train_step(self, step: int) -> dict[str, float]:
+        """One optimizer step. A NaN/Inf loss (on any process) skips the update: no backward,
+        no step, BN statistics put back, and `skipped/nonfinite: 1` in the returned values."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.config, step)
-        total = 0.0
+        inject = (step + 1) in self._inject_nan
+        self._inject_nan.discard(step + 1)
+        snapshot = buffer_snapshot(self.generator)
+        total, skipped = 0.0, False
         for _ in range(self.config.grad_accum):
-            x, y = self._batch()
+            x, y = self._batch()  # every micro-batch is read, skipped or not (same data positions)
             with self.accelerator.accumulate(self.generator), self.accelerator.autocast():
+                if skipped:
+                    continue
                 loss = supervised_loss(self.generator(x), y)
+                if inject:
+                    loss = loss * float("nan")
+                if nonfinite(self.accelerator, loss):
+                    skipped = True
+                    total = loss.detach().float().item() * self.config.grad_accum  # logged as is
+                    continue
                 self.accelerator.backward(loss)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
             total += loss.detach().float().item()
-        return {"loss/mse": total / self.config.grad_accum, "lr": self.optimizer.param_groups[0]["lr"]}
+        values = {"loss/mse": total / self.config.grad_accum, "lr": self.optimizer.param_groups[0]["lr"]}
+        if skipped:
+            self.optimizer.zero_grad(set_to_none=True)  # gradients of earlier micro-batches
+            restore_buffers(snapshot)
+            values["skipped/nonfinite"] = 1
+        return values
 
     # -- what the loop needs ---------------------------------------------------------------
     def enhancer(self) -> torch.nn.Module:
