@@ -210,12 +210,17 @@ class Engine:
         if strength_pct is None or not 0 <= float(strength_pct) <= 100:
             raise gr.Error(f"strength must be between 0 and 100 %, got {strength_pct}", print_exception=False)
         s = float(strength_pct) / 100.0
-        pair = (entry.preview_image, blend(entry.preview_image, entry.preview_result, s))
-        full = blend(entry.image, entry.result, s)
-        jpeg = entry.meta.format == "JPEG"
         folder = self.out_dir / uuid.uuid4().hex
         folder.mkdir()
         self._sweep(keep=folder)
+        # previews as files of this request: gradio caches arrays under a content hash with a
+        # plain write, so identical previews of concurrent requests truncated each other's downloads
+        before, after = folder / "before.webp", folder / "after.webp"
+        Image.fromarray(entry.preview_image).save(before, quality=90)
+        Image.fromarray(blend(entry.preview_image, entry.preview_result, s)).save(after, quality=90)
+        pair = (str(before), str(after))
+        full = blend(entry.image, entry.result, s)
+        jpeg = entry.meta.format == "JPEG"
         dest = write_image(folder / f"{Path(entry.name).stem}_enhanced{'.jpg' if jpeg else '.png'}",
                            full, entry.meta, quality=95)
         cube = write_cube(folder / f"{Path(entry.name).stem}.cube", self._lut(entry, s),
