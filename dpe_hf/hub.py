@@ -85,6 +85,10 @@ def _from_hub(repo_id: str, *, device: str, cache_dir):
 
     from dpe_hf.models.generator import DPEGenerator
 
+    from huggingface_hub.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its retry warnings would bury our one-line error
     try:
         return DPEGenerator.from_pretrained(repo_id, map_location=device, cache_dir=cache_dir)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
@@ -94,6 +98,8 @@ def _from_hub(repo_id: str, *, device: str, cache_dir):
         raise ModelLoadError(f"{repo_id}: the hub refused it ({str(exc).splitlines()[0]})") from None
     except OSError as exc:  # network errors that huggingface_hub does not wrap
         raise ModelLoadError(f"{repo_id}: could not be fetched ({exc})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def add_to_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path, revision: str | None = None) -> Path:
