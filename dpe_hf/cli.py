@@ -32,6 +32,7 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_SUFFIX = "_enhanced"
 DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE (not imported: it pulls in torch)
 DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.data.io.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
+DEFAULT_TILE, MIN_TILE = 1024, 64  # == dpe_hf.inference.DEFAULT_TILE, MIN_TILE (torch stays out)
 FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
 _GLOB_CHARS = set("*?[")
 
@@ -143,9 +144,15 @@ def _add_enhance(sub) -> None:
     p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
                    help="refuse images with more pixels than this, 0 for no limit "
                         f"(default {DEFAULT_MAX_PIXELS})")
-    p.add_argument("--method", choices=("guided", "residual"), default="guided",
-                   help="how the change is carried to full size: a bilateral grid of local colour "
-                        "transforms (guided, default) or the upsampled residual")
+    p.add_argument("--method", choices=("guided", "residual", "tiled"), default="guided",
+                   help="how the result reaches full size: a bilateral grid of local colour "
+                        "transforms fitted at --max-side (guided, default), the upsampled residual, "
+                        "or the network itself on overlapping tiles of the full-size photo, all with "
+                        "the look of the copy at --max-side (tiled: the most faithful and the "
+                        "slowest, meant for a GPU; PyTorch models only)")
+    p.add_argument("--tile", type=_int_range(MIN_TILE), metavar="N",
+                   help=f"with --method tiled: tile side in pixels, rounded up to a multiple of 16; "
+                        f"tiles overlap by 64 px (default {DEFAULT_TILE})")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]|mps",
                    help="where the network runs (default auto: cuda, then mps, then cpu)")
     existing = p.add_mutually_exclusive_group()
@@ -248,17 +255,28 @@ def _cmd_enhance(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         _error(f"{out_dir}: the output path exists and is not a folder")
         return EXIT_USAGE
+    if args.tile is not None and args.method != "tiled":
+        _error("--tile goes with --method tiled")
+        return EXIT_USAGE
     generator = _load_model(args.model, args.device)
     if generator is None:
         return EXIT_USAGE
 
+    options = dict(max_side=args.max_side, strength=args.strength, method=args.method)
     if getattr(generator, "numpy_native", False):  # OnnxGenerator: the torch-free path
+        if args.method == "tiled":
+            _error(f"{args.model}: --method tiled needs a PyTorch model (an ONNX model computes its "
+                   "global feature from each tile, so tiles would differ in tone)")
+            return EXIT_USAGE
         from dpe_hf.inference_numpy import enhance_numpy as enhance
     else:
         from dpe_hf.inference import enhance
 
+        if args.method == "tiled":
+            options["tile"] = args.tile or DEFAULT_TILE
+
     def process(job: _Job, image):
-        result = enhance(generator, image, max_side=args.max_side, strength=args.strength, method=args.method)
+        result = enhance(generator, image, **options)
         if args.save_lut:
             _save_lut(generator, image, job, args)
         return result

@@ -7,10 +7,16 @@ at; smaller images run at their own size), then the change is carried to full re
   to the low-resolution (input, output) pair and sliced with the full-resolution photo
   (`dpe_hf.ops.guided`): edge-aware, a few operations per pixel;
 * ``method="residual"``: the low-resolution residual (output - input) is upsampled bilinearly
-  and added to the full-size input (blurs the edit across edges).
+  and added to the full-size input (blurs the edit across edges);
+* ``method="tiled"`` (the most faithful, meant for a GPU): the network itself runs on the
+  full-size photo in overlapping tiles of ``tile`` pixels, all with the global feature of
+  the copy at `max_side` (`DPEGenerator.encode_global`), so every tile gets the same look and
+  no tone shifts appear between them; overlaps are blended with raised-cosine weights
+  (`dpe_hf.ops.tiling`), one row of tiles at a time.
 
-uint8 / uint16 arrays (and PIL images) are processed strip by strip, from and to integers: no
-full-size float copy is made, so memory stays near twice the image's own size.
+uint8 / uint16 arrays (and PIL images) are processed strip by strip (or row of tiles by row of
+tiles), from and to integers: no full-size float copy is made, so memory stays near twice the
+image's own size.
 """
 
 from __future__ import annotations
@@ -21,11 +27,18 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dpe_hf.models.generator import MULTIPLE
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.resize import resize_long_side, resize_to
+from dpe_hf.ops.tiling import feather_weights, tile_spans
 
 DEFAULT_MAX_SIDE = 512
-METHODS = ("guided", "residual")
+METHODS = ("guided", "residual", "tiled")
+#: Tile side of ``method="tiled"`` (rounded up to a multiple of the U-Net's 16) and the overlap
+#: of neighbouring tiles (a multiple of 16 too, so every tile starts on the whole image's grid).
+DEFAULT_TILE = 1024
+DEFAULT_OVERLAP = 64
+MIN_TILE = 64
 
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray, torch.Tensor)
 
@@ -57,12 +70,15 @@ def _check_method(method: str) -> None:
 
 @torch.inference_mode()
 def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
-                  strength: float = 1.0, method: str = "guided", threads: int | None = None) -> np.ndarray:
+                  strength: float = 1.0, method: str = "guided", threads: int | None = None,
+                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
     """Enhance an H x W x 3 uint8 / uint16 array at its own size; returns the same dtype.
 
     The network sees an area-averaged copy with long side `max_side`; its result is carried to
     full size by `method` strip by strip (`dpe_hf.ops.guided`), never as a full-size float.
-    Numpy generators (`OnnxGenerator`) go through `dpe_hf.inference_numpy`.
+    ``method="tiled"`` runs the network on tiles of the full-size photo instead (`tile`,
+    `overlap`: see `_tile_geometry`). Numpy generators (`OnnxGenerator`) go through
+    `dpe_hf.inference_numpy`.
     """
     if getattr(generator, "numpy_native", False):
         from dpe_hf.inference_numpy import enhance_array_numpy
@@ -72,40 +88,106 @@ def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: in
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
-    scale = _dtype_scale(image.dtype)
     low = downscale_long_side(image, max_side)
     generator.eval()
-    param = next(generator.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(low)).permute(2, 0, 1)[None].to(param.device, param.dtype) / scale
-    low_out = generator(x).clamp(0, 1)[0].float().cpu()  # (3, h, w)
+    if method == "tiled" and low.shape != image.shape:
+        return _enhance_tiled(generator, image, low, strength=strength, tile=tile, overlap=overlap)
+    low_out = _network(generator, _unit(low))
     if low.shape == image.shape:  # small photo: the network ran at full size
-        out = low_out.permute(1, 2, 0).numpy()
-        if strength != 1.0:
-            out = image / np.float32(scale) + strength * (out - image / np.float32(scale))
-        return np.round(np.clip(out, 0, 1) * scale).astype(image.dtype)
+        return _from_unit(_blend(_unit(image), low_out, strength), image.dtype)
     carry = guided_upsample if method == "guided" else residual_upsample
     return carry(image, low, low_out, strength=strength, threads=threads)
 
 
+def _enhance_tiled(generator: torch.nn.Module, image: np.ndarray, low: np.ndarray, *, strength: float,
+                   tile: int, overlap: int) -> np.ndarray:
+    """The network on the full-size photo, tile by tile, every tile with the global feature of
+    `low` (the copy at max_side): the look is decided once, so tiles cannot drift apart in
+    tone. Tiles are blended with weights that sum to one, in a float band one row of tiles
+    high; rows that no later tile touches are rounded into the output as soon as they are
+    final, so memory holds the image, the output and one band."""
+    tile, overlap = _tile_geometry(tile, overlap)
+    global_feature = generator.encode_global(_to_tensor(_unit(low), generator))
+    height, width = image.shape[:2]
+    rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
+    row_weights, col_weights = feather_weights(rows), feather_weights(cols)
+    out = np.empty_like(image)
+    band = np.zeros((min(tile, height), width, 3), np.float32)
+    for i, (y0, y1) in enumerate(rows):
+        for (x0, x1), col_weight in zip(cols, col_weights):
+            x = _unit(image[y0:y1, x0:x1])
+            y = _blend(x, _network(generator, x, global_feature), strength)
+            band[:y1 - y0, x0:x1] += y * (row_weights[i][:, None, None] * col_weight[None, :, None])
+        final = rows[i + 1][0] if i + 1 < len(rows) else y1  # the next row of tiles starts there
+        out[y0:final] = _from_unit(band[:final - y0], image.dtype)
+        carried = y1 - final  # rows the next row of tiles still adds to
+        band[:carried] = band[final - y0:y1 - y0]
+        band[carried:] = 0.0
+    return out
+
+
+def _tile_geometry(tile: int, overlap: int) -> tuple[int, int]:
+    """The tile side rounded up to a multiple of the U-Net's downsampling factor (16), and the
+    overlap rounded down to one, at most half a tile: tiles then start on multiples of 16 and
+    see the pixel grid of the whole image, and only neighbours overlap."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
+        raise ValueError(f"tile must be an int >= {MIN_TILE}, got {tile!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise ValueError(f"overlap must be an int >= 0, got {overlap!r}")
+    tile = -(-tile // MULTIPLE) * MULTIPLE
+    return tile, min(overlap, tile // 2) // MULTIPLE * MULTIPLE
+
+
+def _unit(image: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 H x W x 3 -> float32 in [0, 1]."""
+    return image.astype(np.float32) / np.float32(_dtype_scale(image.dtype))
+
+
+def _from_unit(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float in [0, 1] -> uint8 / uint16, clipped and rounded."""
+    scale = _dtype_scale(dtype)
+    return np.round(np.clip(values, 0, 1) * scale).astype(dtype)
+
+
+def _blend(x: np.ndarray, y: np.ndarray, strength: float) -> np.ndarray:
+    return y if strength == 1.0 else x + np.float32(strength) * (y - x)
+
+
+def _to_tensor(x: np.ndarray, generator: torch.nn.Module) -> torch.Tensor:
+    """float32 H x W x 3 -> (1, 3, H, W) on the generator's device, in its dtype."""
+    param = next(generator.parameters())
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(param.device, param.dtype)
+
+
+def _network(generator: torch.nn.Module, x: np.ndarray,
+             global_feature: torch.Tensor | None = None) -> np.ndarray:
+    """The generator's output for float32 H x W x 3 in [0, 1], clipped, as float32 H x W x 3."""
+    t = _to_tensor(x, generator)
+    y = generator(t) if global_feature is None else generator(t, global_feature=global_feature)
+    return y.clamp(0, 1)[0].float().permute(1, 2, 0).cpu().numpy()
+
+
 @torch.inference_mode()
 def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int = DEFAULT_MAX_SIDE,
-                   strength: float = 1.0, method: str = "guided") -> torch.Tensor:
+                   strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
+                   overlap: int = DEFAULT_OVERLAP) -> torch.Tensor:
     """Enhance (B,3,H,W) float in [0,1] at full size; returns the same shape, in [0,1].
 
-    ``method="guided"`` goes through `enhance_array` on a uint16 copy of each image (on the CPU,
-    then back to x's device and dtype; 1/65535 quantisation); ``"residual"`` is the float path.
+    ``method="guided"`` and ``"tiled"`` go through `enhance_array` on a uint16 copy of each
+    image (on the CPU, then back to x's device and dtype; 1/65535 quantisation);
+    ``"residual"`` is the float path.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected a (B,3,H,W) tensor, got shape {tuple(x.shape)}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     _check_method(method)
-    if method == "guided":
+    if method in ("guided", "tiled"):
         outs = []
         for item in x:
             u16 = (item.detach().float().clamp(0, 1) * 65535).round_().to(torch.int32).permute(1, 2, 0)
             arr = enhance_array(generator, u16.cpu().numpy().astype(np.uint16), max_side=max_side,
-                                strength=strength, method="guided")
+                                strength=strength, method=method, tile=tile, overlap=overlap)
             outs.append(torch.from_numpy(arr.astype(np.float32) / np.float32(65535.0)).permute(2, 0, 1))
         return torch.stack(outs).to(x.device, x.dtype)
     generator.eval()
@@ -123,29 +205,30 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 
 
 def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
-            strength: float = 1.0, method: str = "guided") -> ImageLike:
+            strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
+            overlap: int = DEFAULT_OVERLAP) -> ImageLike:
     """Enhance one photo at its own size and return it as the type it was given.
 
     - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha.
     - numpy array H×W×3: uint8 / uint16 go through `enhance_array` (strip-wise, no float
       copy); float in [0,1] is quantised to uint16 for it and returned as its own float dtype.
     - torch tensor (3,H,W) or (B,3,H,W), float in [0,1]: `enhance_tensor`; same shape and dtype.
-    `method`: "guided" (default) or "residual", see the module docstring.
+    `method`: "guided" (default), "residual" or "tiled" (with `tile` and `overlap` in pixels),
+    see the module docstring.
     """
     _check_method(method)
     if getattr(generator, "numpy_native", False) and isinstance(image, (Image.Image, np.ndarray)):
         from dpe_hf.inference_numpy import enhance_numpy  # torch-free path (`OnnxGenerator`)
 
         return enhance_numpy(generator, image, max_side=max_side, strength=strength, method=method)
+    options = dict(max_side=max_side, strength=strength, method=method, tile=tile, overlap=overlap)
     if isinstance(image, torch.Tensor):
         batched = image if image.ndim == 4 else image.unsqueeze(0)
-        out = enhance_tensor(generator, batched.float(), max_side=max_side, strength=strength,
-                             method=method).to(image.dtype)
+        out = enhance_tensor(generator, batched.float(), **options).to(image.dtype)
         return out if image.ndim == 4 else out[0]
     if isinstance(image, Image.Image):
         alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-        out = Image.fromarray(enhance(generator, np.asarray(image.convert("RGB")), max_side=max_side,
-                                      strength=strength, method=method))
+        out = Image.fromarray(enhance(generator, np.asarray(image.convert("RGB")), **options))
         if alpha is not None:
             out.putalpha(alpha)
         return out
@@ -154,9 +237,9 @@ def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEF
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
         scale = _dtype_scale(image.dtype)
         if scale != 1.0:
-            return enhance_array(generator, image, max_side=max_side, strength=strength, method=method)
+            return enhance_array(generator, image, **options)
         u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
-        out = enhance_array(generator, u16, max_side=max_side, strength=strength, method=method)
+        out = enhance_array(generator, u16, **options)
         return (out / np.float32(65535.0)).astype(image.dtype)
     raise TypeError(f"enhance() takes a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
 

@@ -38,6 +38,9 @@ def _dtype_scale(dtype: np.dtype) -> float:
 
 
 def _check_method(method: str) -> None:
+    if method == "tiled":  # an exported graph computes its global feature from what it is given
+        raise ValueError("method 'tiled' needs a PyTorch model: an ONNX model has no input for "
+                         "the global feature that every tile must share")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
