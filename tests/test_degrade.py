@@ -148,6 +148,13 @@ def test_tone_curve(img):
     assert _luma(apply_edit(img, EditParams(tone_curve=0.3))).std() > _luma(img).std()
 
 
+def test_levels_map_black_and_white_points(img):
+    # Hand-computed: the levels edit is the affine map x -> black + (white - black) x.
+    out = apply_edit(img, EditParams(black=0.1, white=0.8))
+    torch.testing.assert_close(out, 0.1 + 0.7 * img.clamp(0, 1), atol=1e-6, rtol=0)
+    assert out.min() >= 0.1 - 1e-6 and out.max() <= 0.8 + 1e-6
+
+
 # --- sampling ranges and the overall direction --------------------------------------------
 
 
@@ -162,6 +169,8 @@ def test_sampled_params_in_range():
         assert cfg.saturation[0] <= p.saturation <= cfg.saturation[1]
         assert cfg.tone_curve[0] <= p.tone_curve <= cfg.tone_curve[1]
         assert abs(p.wb_log_r) <= cfg.wb_log_gain and abs(p.wb_log_b) <= cfg.wb_log_gain
+        assert p.black == 0.0 or cfg.black_level[0] <= p.black <= cfg.black_level[1]
+        assert p.white == 1.0 or cfg.white_level[0] <= p.white <= cfg.white_level[1]
         assert all(isinstance(v, float) for v in p.to_dict().values())
     # Each edit is skipped about p_identity of the time.
     skipped = np.mean([p.exposure_ev == 0.0 for p in samples])
@@ -278,6 +287,8 @@ def test_bad_params_and_seeds_raise(img):
         {"tone_curve": (-1.5, 0.0)},
         {"wb_log_gain": -0.1},
         {"p_identity": 1.5},
+        {"black_level": (0.0, 0.8)},
+        {"white_level": (0.7, 1.2)},
         {"exposure_ev": (float("nan"), 0.0)},
     ],
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dpe_hf.data.degrade import DegradeConfig
 from dpe_hf.errors import ConfigError
 
 MODES = ("supervised", "gan1way", "gan2way")
@@ -43,6 +44,7 @@ class DataConfig:
     synthetic: list[str] = field(default_factory=list)
     generated: int = 0  # also make this many procedural photos (smoke runs, no data needed)
     paired_weight: float = 0.5  # share of each batch drawn from real pairs when both kinds exist
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)  # ranges of the synthetic edits
     # unpaired (GAN): "ordinary photos" and "photos I like", folders or hub dataset ids
     source: list[str] = field(default_factory=list)
     target: list[str] = field(default_factory=list)
@@ -114,7 +116,10 @@ def _from_dict(cls, values: dict[str, Any], where: str = ""):
             kwargs[key] = _from_dict(hint, value or {}, f"{path}.")
         else:
             kwargs[key] = _coerce(value, hint, path)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own validation (e.g. DegradeConfig's ranges)
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: {exc}") from None
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:

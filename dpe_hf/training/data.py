@@ -56,7 +56,8 @@ def pair_stream(config: TrainConfig, accelerator):
         good.append(str(folder))
     if good:
         images = corpora.shard_for_process(corpora.load_images(good, streaming=data.streaming), rank, world)
-        streams.append(corpora.SyntheticPairs(images, data.crop, seed + 500, max_side=data.max_side))
+        streams.append(corpora.SyntheticPairs(images, data.crop, seed + 500, max_side=data.max_side,
+                                                      degrade_config=data.degrade))
         weights.append(1.0 - data.paired_weight if streams[:-1] else 1.0)
     if not streams:
         raise ConfigError("no training data: give paired folders (--input/--expert), data.synthetic "
