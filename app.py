@@ -193,7 +193,7 @@ class Engine:
 
         with self._run_lock:
             start = time.perf_counter()
-            result = enhance(generator, image)
+            result = enhance(generator, image, icc_profile=meta.icc_profile)
             seconds = time.perf_counter() - start
         entry = _Entry(name, image, result, meta, spec, seconds,
                        _preview(image, self.preview_side), _preview(result, self.preview_side))

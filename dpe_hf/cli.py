@@ -119,7 +119,9 @@ def _add_enhance(sub) -> None:
     p = sub.add_parser(
         "enhance", help="enhance photos (files, folders, glob patterns) into an output folder",
         description="Enhance photos with a DPE generator and write them to DIR as "
-                    "{stem}{suffix}.{ext}. EXIF and ICC profiles are carried over; 16-bit PNG/TIFF "
+                    "{stem}{suffix}.{ext}. EXIF and ICC profiles are carried over: a photo in another "
+                    "colour space than sRGB (Display P3, Adobe RGB...) is shown to the network in "
+                    "sRGB and written back in its own space, with its own profile. 16-bit PNG/TIFF "
                     "stay 16-bit. An input is never overwritten. A bad file is reported on stderr "
                     "and the batch goes on; the exit code is 1 if any file failed.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -275,8 +277,8 @@ def _cmd_enhance(args) -> int:
         if args.method == "tiled":
             options["tile"] = args.tile or DEFAULT_TILE
 
-    def process(job: _Job, image):
-        result = enhance(generator, image, **options)
+    def process(job: _Job, image, meta):
+        result = enhance(generator, image, icc_profile=meta.icc_profile, **options)
         if args.save_lut:
             _save_lut(generator, image, job, args)
         return result
@@ -298,7 +300,7 @@ def _save_lut(generator, image, job: _Job, args) -> None:
 
 
 def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
-    """Plan the outputs of args.inputs, run `process(job, image) -> image` on each, write the
+    """Plan the outputs of args.inputs, run `process(job, image, meta) -> image` on each, write the
     results and report: one line per bad file, exit 1 if any failed. Shared by `dpe enhance`
     and `dpe apply-lut` (their args: inputs, suffix, ext, recursive, overwrite, skip_existing,
     max_pixels, quality, json)."""
@@ -333,7 +335,7 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
                 continue
         try:
             image, meta = read_image(job.source, max_pixels=args.max_pixels or None)
-            result = process(job, image)
+            result = process(job, image, meta)
             job.output.parent.mkdir(parents=True, exist_ok=True)
             write_image(job.output, result, meta, quality=args.quality)
         except DPEError as exc:
@@ -624,7 +626,7 @@ def _cmd_apply_lut(args) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    return _run_batch(args, out_dir, lambda job, image: apply_lut(image, lut, interp=args.interp),
+    return _run_batch(args, out_dir, lambda job, image, meta: apply_lut(image, lut, interp=args.interp),
                       "apply-lut", start)
 
 

@@ -17,6 +17,10 @@ at; smaller images run at their own size), then the change is carried to full re
 uint8 / uint16 arrays (and PIL images) are processed strip by strip (or row of tiles by row of
 tiles), from and to integers: no full-size float copy is made, so memory stays near twice the
 image's own size.
+
+A photo tagged with a non-sRGB ICC profile (``icc_profile=``; PIL images bring their own) is
+shown to the network in sRGB and its result brought back to the photo's colour space
+(`dpe_hf.ops.icc`): only the low-resolution copy, or each tile, is converted.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dpe_hf.inference_numpy import enhance_pil
 from dpe_hf.models.generator import MULTIPLE
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
+from dpe_hf.ops.icc import SrgbConverter, srgb_converter
 from dpe_hf.ops.resize import resize_long_side, resize_to
 from dpe_hf.ops.tiling import feather_weights, tile_spans
 
@@ -71,28 +77,32 @@ def _check_method(method: str) -> None:
 @torch.inference_mode()
 def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
                   strength: float = 1.0, method: str = "guided", threads: int | None = None,
-                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+                  tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                  icc_profile: bytes | None = None) -> np.ndarray:
     """Enhance an H x W x 3 uint8 / uint16 array at its own size; returns the same dtype.
 
     The network sees an area-averaged copy with long side `max_side`; its result is carried to
     full size by `method` strip by strip (`dpe_hf.ops.guided`), never as a full-size float.
     ``method="tiled"`` runs the network on tiles of the full-size photo instead (`tile`,
-    `overlap`: see `_tile_geometry`). Numpy generators (`OnnxGenerator`) go through
+    `overlap`: see `_tile_geometry`). `icc_profile`: the photo's ICC profile, if any; the
+    result is in the same colour space. Numpy generators (`OnnxGenerator`) go through
     `dpe_hf.inference_numpy`.
     """
     if getattr(generator, "numpy_native", False):
         from dpe_hf.inference_numpy import enhance_array_numpy
 
         return enhance_array_numpy(generator, image, max_side=max_side, strength=strength,
-                                   method=method, threads=threads)
+                                   method=method, threads=threads, icc_profile=icc_profile)
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    colour = srgb_converter(icc_profile)
     low = downscale_long_side(image, max_side)
     generator.eval()
     if method == "tiled" and low.shape != image.shape:
-        return _enhance_tiled(generator, image, low, strength=strength, tile=tile, overlap=overlap)
-    low_out = _network(generator, _unit(low))
+        return _enhance_tiled(generator, image, low, strength=strength, tile=tile, overlap=overlap,
+                              colour=colour)
+    low_out = _network(generator, _unit(low), colour=colour)
     if low.shape == image.shape:  # small photo: the network ran at full size
         return _from_unit(_blend(_unit(image), low_out, strength), image.dtype)
     carry = guided_upsample if method == "guided" else residual_upsample
@@ -100,14 +110,14 @@ def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: in
 
 
 def _enhance_tiled(generator: torch.nn.Module, image: np.ndarray, low: np.ndarray, *, strength: float,
-                   tile: int, overlap: int) -> np.ndarray:
+                   tile: int, overlap: int, colour: SrgbConverter | None) -> np.ndarray:
     """The network on the full-size photo, tile by tile, every tile with the global feature of
     `low` (the copy at max_side): the look is decided once, so tiles cannot drift apart in
     tone. Tiles are blended with weights that sum to one, in a float band one row of tiles
     high; rows that no later tile touches are rounded into the output as soon as they are
     final, so memory holds the image, the output and one band."""
     tile, overlap = _tile_geometry(tile, overlap)
-    global_feature = generator.encode_global(_to_tensor(_unit(low), generator))
+    global_feature = generator.encode_global(_to_tensor(_srgb(_unit(low), colour), generator))
     height, width = image.shape[:2]
     rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
     row_weights, col_weights = feather_weights(rows), feather_weights(cols)
@@ -116,7 +126,7 @@ def _enhance_tiled(generator: torch.nn.Module, image: np.ndarray, low: np.ndarra
     for i, (y0, y1) in enumerate(rows):
         for (x0, x1), col_weight in zip(cols, col_weights):
             x = _unit(image[y0:y1, x0:x1])
-            y = _blend(x, _network(generator, x, global_feature), strength)
+            y = _blend(x, _network(generator, x, global_feature, colour), strength)
             band[:y1 - y0, x0:x1] += y * (row_weights[i][:, None, None] * col_weight[None, :, None])
         final = rows[i + 1][0] if i + 1 < len(rows) else y1  # the next row of tiles starts there
         out[y0:final] = _from_unit(band[:final - y0], image.dtype)
@@ -159,12 +169,18 @@ def _to_tensor(x: np.ndarray, generator: torch.nn.Module) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(param.device, param.dtype)
 
 
-def _network(generator: torch.nn.Module, x: np.ndarray,
-             global_feature: torch.Tensor | None = None) -> np.ndarray:
-    """The generator's output for float32 H x W x 3 in [0, 1], clipped, as float32 H x W x 3."""
-    t = _to_tensor(x, generator)
+def _srgb(x: np.ndarray, colour: SrgbConverter | None) -> np.ndarray:
+    return x if colour is None else colour.to_srgb(x)
+
+
+def _network(generator: torch.nn.Module, x: np.ndarray, global_feature: torch.Tensor | None = None,
+             colour: SrgbConverter | None = None) -> np.ndarray:
+    """The generator's output for float32 H x W x 3 in [0, 1], clipped, as float32 H x W x 3;
+    with `colour`, x and the result are in the photo's colour space and the network sees sRGB."""
+    t = _to_tensor(_srgb(x, colour), generator)
     y = generator(t) if global_feature is None else generator(t, global_feature=global_feature)
-    return y.clamp(0, 1)[0].float().permute(1, 2, 0).cpu().numpy()
+    y = y.clamp(0, 1)[0].float().permute(1, 2, 0).cpu().numpy()
+    return y if colour is None else colour.from_srgb(y)
 
 
 @torch.inference_mode()
@@ -206,40 +222,40 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 
 def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
             strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
-            overlap: int = DEFAULT_OVERLAP) -> ImageLike:
+            overlap: int = DEFAULT_OVERLAP, icc_profile: bytes | None = None) -> ImageLike:
     """Enhance one photo at its own size and return it as the type it was given.
 
-    - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha.
+    - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha
+      (`dpe_hf.inference_numpy.enhance_pil`).
     - numpy array H×W×3: uint8 / uint16 go through `enhance_array` (strip-wise, no float
       copy); float in [0,1] is quantised to uint16 for it and returned as its own float dtype.
     - torch tensor (3,H,W) or (B,3,H,W), float in [0,1]: `enhance_tensor`; same shape and dtype.
     `method`: "guided" (default), "residual" or "tiled" (with `tile` and `overlap` in pixels),
-    see the module docstring.
+    see the module docstring. `icc_profile`: the photo's ICC profile for arrays (a PIL image's
+    own is used when None; the result carries it); not for tensors.
     """
     _check_method(method)
     if getattr(generator, "numpy_native", False) and isinstance(image, (Image.Image, np.ndarray)):
         from dpe_hf.inference_numpy import enhance_numpy  # torch-free path (`OnnxGenerator`)
 
-        return enhance_numpy(generator, image, max_side=max_side, strength=strength, method=method)
+        return enhance_numpy(generator, image, max_side=max_side, strength=strength, method=method,
+                             icc_profile=icc_profile)
     options = dict(max_side=max_side, strength=strength, method=method, tile=tile, overlap=overlap)
     if isinstance(image, torch.Tensor):
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = enhance_tensor(generator, batched.float(), **options).to(image.dtype)
         return out if image.ndim == 4 else out[0]
     if isinstance(image, Image.Image):
-        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-        out = Image.fromarray(enhance(generator, np.asarray(image.convert("RGB")), **options))
-        if alpha is not None:
-            out.putalpha(alpha)
-        return out
+        return enhance_pil(lambda rgb, icc: enhance(generator, rgb, icc_profile=icc, **options), image,
+                           icc_profile)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
         scale = _dtype_scale(image.dtype)
         if scale != 1.0:
-            return enhance_array(generator, image, **options)
+            return enhance_array(generator, image, icc_profile=icc_profile, **options)
         u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
-        out = enhance_array(generator, u16, **options)
+        out = enhance_array(generator, u16, icc_profile=icc_profile, **options)
         return (out / np.float32(65535.0)).astype(image.dtype)
     raise TypeError(f"enhance() takes a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from dpe_hf.ops import guided
 from dpe_hf.ops.guided import apply_bilateral_grid, blend_grid, downscale_long_side
+from dpe_hf.ops.icc import srgb_converter
 
-__all__ = ["DEFAULT_MAX_SIDE", "METHODS", "enhance_array_numpy", "enhance_numpy"]
+__all__ = ["DEFAULT_MAX_SIDE", "METHODS", "enhance_array_numpy", "enhance_numpy", "enhance_pil"]
 
 DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE
 METHODS = ("guided", "residual")
@@ -46,18 +47,22 @@ def _check_method(method: str) -> None:
 
 
 def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
-                        strength: float = 1.0, method: str = "guided", threads: int | None = None) -> np.ndarray:
+                        strength: float = 1.0, method: str = "guided", threads: int | None = None,
+                        icc_profile: bytes | None = None) -> np.ndarray:
     """`dpe_hf.inference.enhance_array` for a numpy generator: H x W x 3 uint8 / uint16 in,
-    the same dtype out."""
+    the same dtype out (in the colour space of `icc_profile`, which the network sees in sRGB)."""
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     scale = _dtype_scale(image.dtype)
+    colour = srgb_converter(icc_profile)
     low = downscale_long_side(image, max_side)
     run = getattr(generator, "run", generator)
-    x = np.ascontiguousarray(low).transpose(2, 0, 1)[None].astype(np.float32) / np.float32(scale)
-    low_out = np.clip(np.asarray(run(np.ascontiguousarray(x)), np.float32), 0, 1)[0]  # (3, h, w)
-    lout = low_out.transpose(1, 2, 0)
+    x = low.astype(np.float32) / np.float32(scale) if colour is None else colour.to_srgb(low)
+    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    lout = np.clip(np.asarray(run(x), np.float32), 0, 1)[0].transpose(1, 2, 0)  # (h, w, 3)
+    if colour is not None:
+        lout = colour.from_srgb(lout)
     if low.shape == image.shape:  # small photo: the network ran at full size
         out = lout
         if strength != 1.0:
@@ -73,25 +78,41 @@ def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DE
 
 
 def enhance_numpy(generator: Any, image, *, max_side: int = DEFAULT_MAX_SIDE, strength: float = 1.0,
-                  method: str = "guided"):
+                  method: str = "guided", icc_profile: bytes | None = None):
     """`dpe_hf.inference.enhance` for a numpy generator and a PIL image or H x W x 3 array."""
     from PIL import Image
 
     _check_method(method)
+    options = dict(max_side=max_side, strength=strength, method=method)
     if isinstance(image, Image.Image):
-        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-        out = Image.fromarray(enhance_numpy(generator, np.asarray(image.convert("RGB")), max_side=max_side,
-                                            strength=strength, method=method))
-        if alpha is not None:
-            out.putalpha(alpha)
-        return out
+        return enhance_pil(lambda rgb, icc: enhance_numpy(generator, rgb, icc_profile=icc, **options), image,
+                           icc_profile)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
         scale = _dtype_scale(image.dtype)
         if scale != 1.0:
-            return enhance_array_numpy(generator, image, max_side=max_side, strength=strength, method=method)
+            return enhance_array_numpy(generator, image, icc_profile=icc_profile, **options)
         u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
-        out = enhance_array_numpy(generator, u16, max_side=max_side, strength=strength, method=method)
+        out = enhance_array_numpy(generator, u16, icc_profile=icc_profile, **options)
         return (out / np.float32(65535.0)).astype(image.dtype)
     raise TypeError(f"enhance_numpy() takes a PIL image or a numpy array, not {type(image).__name__}")
+
+
+def enhance_pil(run, image, icc_profile: bytes | None = None):
+    """A PIL image through ``run(rgb_array, icc_profile) -> array`` (shared by both enhance
+    functions): any mode is enhanced as RGB, RGBA/LA keep their alpha, and the photo's RGB ICC
+    profile (its own unless `icc_profile` is given) goes to `run` and stays on the result,
+    whose colours are in that space."""
+    from PIL import Image
+
+    icc = icc_profile if icc_profile is not None else image.info.get("icc_profile")
+    if not icc or icc[16:20] != b"RGB ":  # a CMYK or grey profile does not describe RGB pixels
+        icc = None
+    alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
+    out = Image.fromarray(run(np.asarray(image.convert("RGB")), icc))
+    if alpha is not None:
+        out.putalpha(alpha)
+    if icc:
+        out.info["icc_profile"] = icc
+    return out
