@@ -55,6 +55,7 @@ class DataConfig:
     val_input: str | None = None
     val_expert: str | None = None
     val_ids: list[str] | None = None
+    val_holdout: int = 0  # without val folders: every Nth pair of input/expert is kept for validation
     val_generated: int = 4  # synthetic validation pairs made from generated photos when no val folders
 
 

@@ -16,6 +16,7 @@ from dpe_hf.training.config import DataConfig, TrainConfig
 
 GENERATED_SIZE = (256, 320)
 VAL_SEED_OFFSET = 1_000_003
+MIN_PAIRS_FOR_HOLDOUT = 4
 
 
 def generated_folder(config: TrainConfig, accelerator) -> Path | None:
@@ -29,13 +30,31 @@ def generated_folder(config: TrainConfig, accelerator) -> Path | None:
     return folder
 
 
-def paired_dataset(data: DataConfig):
+def holdout_ids(ids, every: int) -> set[str]:
+    """The ids kept out of training for validation: every `every`-th in sorted order, and at
+    least one when there are `MIN_PAIRS_FOR_HOLDOUT` or more (fewer pairs all train)."""
+    ids = sorted(ids)
+    if every < 1 or len(ids) < MIN_PAIRS_FOR_HOLDOUT:
+        return set()
+    return set(ids[every - 1::every] or ids[-1:])
+
+
+def _holds_out(data: DataConfig) -> bool:
+    # validation folders, when given, are the validation set: then every pair trains
+    return data.val_holdout > 0 and not (data.val_input and data.val_expert)
+
+
+def paired_dataset(data: DataConfig, *, part: str = "train"):
     """The (id, input, target) pairs of `data.input`/`data.expert`, restricted to `data.ids`
-    and to a FiveK split when one is given."""
+    and to a FiveK split when one is given. With `data.val_holdout`, part "train" leaves the
+    held-out pairs out and part "val" is those pairs only."""
     pairs = corpora.load_pairs(data.input, data.expert, ids=data.ids)
     if data.fivek_split or data.fivek_split_file:
         keep = set(corpora.fivek_split_ids(pairs["id"], data.fivek_split or "all", data.fivek_split_file))
         pairs = pairs.filter(lambda row: row["id"] in keep)
+    if _holds_out(data):
+        held = holdout_ids(pairs["id"], data.val_holdout)
+        pairs = pairs.filter(lambda row: (row["id"] in held) == (part == "val"))
     return pairs
 
 
@@ -70,17 +89,23 @@ def pair_stream(config: TrainConfig, accelerator):
 def validation_pairs(config: TrainConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     """Fixed (name, input, target) pairs, each (1,3,H,W) with long side `max_side`."""
     data = config.data
-    out = []
     if data.val_input and data.val_expert:
-        pairs = corpora.load_pairs(data.val_input, data.val_expert, ids=data.val_ids)
-        for row in pairs:
-            x = pil_to_tensor(row["input"])[None]
-            y = pil_to_tensor(row["target"])[None]
-            out.append((row["id"], resize_long_side(x, data.max_side), resize_long_side(y, data.max_side)))
-        return out
+        return _as_tensors(corpora.load_pairs(data.val_input, data.val_expert, ids=data.val_ids), data.max_side)
+    if _holds_out(data) and data.input and data.expert:
+        return _as_tensors(paired_dataset(data, part="val"), data.max_side)
+    out = []
     for i in range(data.val_generated):
         seed = VAL_SEED_OFFSET + config.seed + i
         clean = torch.from_numpy(generated_photo(GENERATED_SIZE, seed)).permute(2, 0, 1).float() / 255
         degraded, _ = degrade(clean, seed)
         out.append((f"generated_{i}", degraded[None], clean[None]))
+    return out
+
+
+def _as_tensors(pairs, max_side: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    out = []
+    for row in pairs:
+        x = pil_to_tensor(row["input"])[None]
+        y = pil_to_tensor(row["target"])[None]
+        out.append((row["id"], resize_long_side(x, max_side), resize_long_side(y, max_side)))
     return out
