@@ -354,3 +354,15 @@ def test_method_and_device_flags(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["enhance", str(src), "-o", str(tmp_path / "y"), "--model", str(model), "--device", "cuda:3"]) == 2
         assert "no such CUDA device" in capsys.readouterr().err
+
+
+def test_heic_without_its_extra_is_one_error_line_and_the_rest_is_done(tmp_path, model, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if the [heif] extra were missing
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save(folder / "a.png", photo())
+    (folder / "b.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 16)
+    assert main(["enhance", str(folder), "-o", str(tmp_path / "out"), "--model", str(model)]) == 1
+    assert os.listdir(tmp_path / "out") == ["a_enhanced.png"]
+    assert error_lines(capsys.readouterr().err) == [
+        f'error: {folder / "b.heic"}: HEIF needs the optional extra: pip install "dpe_hf[heif]"']

@@ -762,3 +762,68 @@ def test_float_roundtrip_exact(values):
     np.testing.assert_array_equal(from_float(to_float32(a16), np.uint16), a16)
     a8 = (a16 % 256).astype(np.uint8)
     np.testing.assert_array_equal(from_float(to_float32(a8), np.uint8), a8)
+
+
+# ------------------------------------------------------------- optional extras: RAW and HEIF
+
+
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"  # an ISO-BMFF ftyp box
+
+
+def test_raw_and_heif_are_supported_suffixes():
+    for s in dio.RAW_SUFFIXES + dio.HEIF_SUFFIXES:
+        assert s in SUPPORTED_SUFFIXES
+    assert {".dng", ".cr2", ".nef", ".arw", ".raf", ".orf", ".rw2", ".heic", ".heif"} <= set(SUPPORTED_SUFFIXES)
+
+
+@pytest.mark.parametrize("name,content,module,message", [
+    ("photo.heic", HEIC_HEAD, "pillow_heif", 'HEIF needs the optional extra: pip install "dpe_hf[heif]"'),
+    ("named.jpg", HEIC_HEAD, "pillow_heif", 'HEIF needs the optional extra: pip install "dpe_hf[heif]"'),
+    ("photo.CR2", b"II*\x00" + b"\x00" * 60, "rawpy", 'camera RAW needs the optional extra: pip install "dpe_hf[raw]"'),
+    ("photo.dng", b"II*\x00" + b"\x00" * 60, "rawpy", 'camera RAW needs the optional extra: pip install "dpe_hf[raw]"'),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch, name, content, module, message):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails, installed or not
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+class _FakeRaw:
+    """What dpe_hf uses of rawpy.RawPy, returning a fixed 16-bit picture."""
+
+    def __init__(self, calls: dict):
+        self.calls = calls
+        self.sizes = type("Sizes", (), {"width": 6, "height": 4})()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def postprocess(self, **kwargs):
+        self.calls.update(kwargs)
+        return np.full((4, 6, 3), 40000, np.uint16)
+
+
+def test_raw_is_developed_to_16_bit_srgb(tmp_path, monkeypatch):
+    calls: dict = {}
+    fake = type(sys)("rawpy")
+    fake.imread = lambda f: _FakeRaw(calls)
+    fake.LibRawError = RuntimeError
+    fake.ColorSpace = type("ColorSpace", (), {"sRGB": "sRGB"})
+    monkeypatch.setitem(sys.modules, "rawpy", fake)
+    path = tmp_path / "x.nef"
+    path.write_bytes(b"MM\x00*" + b"\x00" * 60)
+    arr, meta = read_image(path)
+    assert arr.shape == (4, 6, 3) and arr.dtype == np.uint16 and arr.flags.writeable
+    assert (meta.format, meta.bit_depth, meta.size, meta.icc_profile) == ("RAW", 16, (6, 4), None)
+    assert calls["output_bps"] == 16 and calls["output_color"] == "sRGB" and calls["gamma"] == (2.4, 12.92)
+    with pytest.raises(ImageTooLargeError):
+        read_image(path, max_pixels=20)
+    fake.imread = lambda f: (_ for _ in ()).throw(RuntimeError("unsupported file format"))
+    with pytest.raises(ImageReadError, match="camera RAW could not be developed: unsupported file format"):
+        read_image(path)

@@ -5,6 +5,10 @@ with the EXIF orientation applied, and an `ImageMeta` that carries what is neede
 result back faithfully (EXIF with orientation 1, ICC profile, alpha).  Every failure is an
 `ImageReadError` (or `ImageTooLargeError`) whose message is one line, "PATH: reason".
 
+Camera RAW files (`RAW_SUFFIXES`) are developed with rawpy to 16-bit sRGB, and HEIF/HEIC files
+(`HEIF_SUFFIXES`) decoded with pillow-heif: the optional extras [raw] and [heif]. Without them,
+such a file is one `ImageReadError` that names the extra to install.
+
 `write_image` writes atomically (temporary file in the same folder, then `os.replace`) and raises
 `ImageWriteError` on any failure, leaving neither a partial destination nor a temporary file.
 
@@ -33,6 +37,8 @@ from dpe_hf.errors import ImageReadError, ImageTooLargeError, ImageWriteError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "HEIF_SUFFIXES",
+    "RAW_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "WRITE_SUFFIXES",
     "ImageMeta",
@@ -43,6 +49,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Camera RAW files: developed by rawpy (the [raw] extra). Told by suffix: most are TIFF inside.
+RAW_SUFFIXES: tuple[str, ...] = (".dng", ".cr2", ".nef", ".arw", ".raf", ".orf", ".rw2")
+#: HEIF / HEIC files: decoded by pillow-heif (the [heif] extra).
+HEIF_SUFFIXES: tuple[str, ...] = (".heic", ".heif")
 
 #: Suffixes (lower case, with the dot) that `read_image` is meant for.
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
@@ -56,6 +67,8 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".tiff",
     ".bmp",
     ".gif",
+    *RAW_SUFFIXES,
+    *HEIF_SUFFIXES,
 )
 
 #: Suffixes `write_image` can write, and the format each one means.
@@ -71,6 +84,8 @@ WRITE_SUFFIXES: dict[str, str] = {
 }
 
 _ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+# ISO base media "ftyp" brands of HEIF still images (HEVC-coded and generic)
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _EXIF_PREFIX = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION_TAG = 0x0112
@@ -165,7 +180,19 @@ def _sniff(head: bytes) -> str | None:
         return "TIFF"
     if head[:2] == b"BM":
         return "BMP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIF"
     return None
+
+
+def _optional(module: str, kind: str, extra: str, path: str | Path) -> Any:
+    """Import the package of an optional extra, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImageReadError(path, f'{kind} needs the optional extra: pip install "dpe_hf[{extra}]"') from None
 
 
 def _corrupt(path: str | Path, detail: str) -> ImageReadError:
@@ -449,7 +476,8 @@ def _open_checked(path: str | Path) -> BinaryIO:
 def read_image(
     path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, ImageMeta]:
-    """Read an image as an H x W x 3 RGB array (uint8, or uint16 for 16-bit PNG/TIFF), upright.
+    """Read an image as an H x W x 3 RGB array (uint8, or uint16 for 16-bit PNG/TIFF and camera
+    RAW), upright. RAW and HEIF files need the [raw] / [heif] extras (see the module docstring).
 
     The pixel count is checked against `max_pixels` (None or 0: no limit) from the header, before
     anything is decoded.  Raises `ImageTooLargeError` / `ImageReadError`, never a raw PIL error.
@@ -472,7 +500,11 @@ def _read(f: BinaryIO, path: str | Path, max_pixels: int | None) -> tuple[np.nda
         f.seek(0)
     except OSError as exc:
         raise ImageReadError(path, f"cannot read file ({_exc_text(exc)})") from None
+    if Path(path).suffix.lower() in RAW_SUFFIXES:
+        return _read_raw(f, path, max_pixels)
     sniffed = _sniff(head)
+    if sniffed == "HEIF" or Path(path).suffix.lower() in HEIF_SUFFIXES:
+        _optional("pillow_heif", "HEIF", "heif", path).register_heif_opener()  # Pillow opens it now
     png = _scan_png(f, path, max_pixels) if sniffed == "PNG" else None
     f.seek(0)
     try:
@@ -553,6 +585,21 @@ def _read_pil(
     if icc and not rgb_source and _icc_colour_space(icc) != b"RGB ":
         icc = None
     return _finish(rgb, alpha, orientation, fmt, bit_depth, mode, exif, icc)
+
+
+def _read_raw(f: BinaryIO, path: str | Path, max_pixels: int | None) -> tuple[np.ndarray, ImageMeta]:
+    """Develop a camera RAW file as its camera would roughly: camera white balance, LibRaw's
+    default brightness, sRGB primaries and the sRGB tone curve, 16 bits, upright (LibRaw
+    applies the orientation). EXIF is not carried: rawpy does not read it."""
+    rawpy = _optional("rawpy", "camera RAW", "raw", path)
+    try:
+        with rawpy.imread(f) as raw:
+            _check_pixels(path, raw.sizes.width, raw.sizes.height, max_pixels)
+            rgb = raw.postprocess(output_bps=16, use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB,
+                                  gamma=(2.4, 12.92))
+    except (rawpy.LibRawError, ValueError) as exc:
+        raise _corrupt(path, f"camera RAW could not be developed: {_exc_text(exc)}") from None
+    return _finish(np.ascontiguousarray(rgb, np.uint16), None, 1, "RAW", 16, "RGB;16", None, None)
 
 
 def _pil_orientation(im: Image.Image) -> int:
