@@ -57,10 +57,10 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def _progress(items, desc: str):
+def _progress(items, desc: str, total: int | None = None):
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
+    return tqdm(items, desc=desc, total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
                 dynamic_ncols=True, leave=False)
 
 
@@ -166,6 +166,7 @@ def _add_enhance(sub) -> None:
                    help="also write {stem}.cube next to each output: a 3D LUT of the photo's colour "
                         "change, fitted on the low-resolution copy the network saw")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)  # I/O in the main thread
     p.set_defaults(func=_cmd_enhance)
 
 
@@ -303,7 +304,12 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
     """Plan the outputs of args.inputs, run `process(job, image, meta) -> image` on each, write the
     results and report: one line per bad file, exit 1 if any failed. Shared by `dpe enhance`
     and `dpe apply-lut` (their args: inputs, suffix, ext, recursive, overwrite, skip_existing,
-    max_pixels, quality, json)."""
+    max_pixels, quality, json, no_overlap).
+
+    I/O overlaps the work: while a photo is processed, a worker thread decodes the next one and
+    another encodes and writes the previous result (`_BatchIO`). At most one photo is read ahead
+    and one result waits to be written, so memory stays bounded; every outcome is recorded here,
+    in order, and the files are the same byte for byte as with `--no-overlap`."""
     from dpe_hf.data.io import read_image, write_image
     from dpe_hf.errors import DPEError
 
@@ -321,32 +327,49 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
         failed.append({"path": str(path), "reason": reason})
         _error(f"{path}: {reason}")
 
-    jobs = _plan(args, out_dir)
-    for job in _progress(jobs, desc):
-        if job.output is None:
-            fail(job.source, job.error)
-            continue
-        if job.output.exists() or os.path.lexists(job.output):
-            if args.skip_existing:
-                skipped.append(str(job.output))
-                continue
-            if not args.overwrite:
-                fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
-                continue
+    def attempt(job: _Job, step):
+        """step()'s value, or None once its failure is recorded (the batch goes on)."""
         try:
-            image, meta = read_image(job.source, max_pixels=args.max_pixels or None)
-            result = process(job, image, meta)
-            job.output.parent.mkdir(parents=True, exist_ok=True)
-            write_image(job.output, result, meta, quality=args.quality)
+            return step()
         except DPEError as exc:
             failed.append({"path": getattr(exc, "path", str(job.source)),
                            "reason": getattr(exc, "reason", str(exc))})
             _error(str(exc))
-            continue
         except (ValueError, RuntimeError, MemoryError, OSError) as exc:
             fail(job.source, f"{type(exc).__name__}: {exc}")
-            continue
-        written.append(str(job.output))
+        return None
+
+    def read(job: _Job):
+        return read_image(job.source, max_pixels=args.max_pixels or None)
+
+    def write(job: _Job, result, meta) -> Path:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        return write_image(job.output, result, meta, quality=args.quality)
+
+    def collect_writes(batch_io: _BatchIO) -> None:
+        for job, writing in batch_io.written():
+            if attempt(job, writing.result) is not None:
+                written.append(str(job.output))
+
+    todo = []
+    for job in _plan(args, out_dir):
+        if job.output is None:
+            fail(job.source, job.error)
+        elif not (job.output.exists() or os.path.lexists(job.output)) or args.overwrite:
+            todo.append(job)
+        elif args.skip_existing:
+            skipped.append(str(job.output))
+        else:
+            fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
+
+    with _BatchIO(overlap=not getattr(args, "no_overlap", False)) as batch_io:
+        for job, reading in _progress(batch_io.read_ahead(todo, read), desc, total=len(todo)):
+            loaded = attempt(job, reading.result)
+            result = None if loaded is None else attempt(job, lambda: process(job, *loaded))
+            collect_writes(batch_io)  # the previous result, written while this one was computed
+            if result is not None:
+                batch_io.write(job, write, result, loaded[1])
+        collect_writes(batch_io)
 
     seconds = time.perf_counter() - start
     if args.json:
@@ -360,6 +383,57 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
             parts.append(f"{len(failed)} failed")
         print(f"{', '.join(parts)} ({seconds:.1f} s)", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+class _BatchIO:
+    """Reads and writes of a batch, in two worker threads or (overlap=False) in the caller's.
+
+    `read_ahead(jobs, read)` yields (job, future of read(job)) in order, the next job's read
+    already running while a job is handed out; `write(job, fn, *args)` starts fn(job, *args)
+    and `written()` hands back the write started before, once (its future is done or raises).
+    Outcomes are only ever taken from futures in the caller's thread, so reporting stays in
+    order and identical in both modes."""
+
+    def __init__(self, overlap: bool):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="dpe-io") if overlap else None
+        self._writing: list = []
+
+    def _submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        future = Future()  # no overlap: run now, keep the outcome for the caller
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def read_ahead(self, jobs, read):
+        ahead = None
+        for job in jobs:
+            current, ahead = ahead, (job, self._submit(read, job))
+            if current is not None:
+                yield current
+        if ahead is not None:
+            yield ahead
+
+    def write(self, job, fn, *args) -> None:
+        self._writing.append((job, self._submit(fn, job, *args)))
+
+    def written(self) -> list:
+        done, self._writing = self._writing, []
+        return done
+
+    def __enter__(self) -> _BatchIO:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:  # on an interrupt: finish what runs (writes are atomic), drop the rest
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,6 +684,7 @@ def _add_apply_lut(sub) -> None:
     p.add_argument("--recursive", action="store_true",
                    help="also take the images of subfolders, mirroring them under DIR")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)  # I/O in the main thread
     p.set_defaults(func=_cmd_apply_lut)
 
 

@@ -366,3 +366,82 @@ def test_heic_without_its_extra_is_one_error_line_and_the_rest_is_done(tmp_path,
     assert os.listdir(tmp_path / "out") == ["a_enhanced.png"]
     assert error_lines(capsys.readouterr().err) == [
         f'error: {folder / "b.heic"}: HEIF needs the optional extra: pip install "dpe_hf[heif]"']
+
+
+# --------------------------------------------------------------------------------------------
+# overlapped I/O: the next photo is read and the previous one written while one is computed
+# --------------------------------------------------------------------------------------------
+
+
+def mixed_batch(folder: Path) -> list[Path]:
+    """Six photos in five formats with a truncated JPEG in the middle."""
+    folder.mkdir()
+    files = [save(folder / "a.png", photo(40, 56, seed=1)), save(folder / "b.jpg", photo(48, 36, seed=2), quality=90),
+             save(folder / "c.webp", photo(30, 50, seed=3), quality=90), save(folder / "d.tif", photo(33, 45, seed=4))]
+    whole = (folder / "b.jpg").read_bytes()
+    (folder / "c_cut.jpg").write_bytes(whole[: len(whole) // 2])
+    files.insert(2, folder / "c_cut.jpg")
+    files.append(save(folder / "e.png", photo(36, 44, seed=5, dtype=np.uint16)[:, :, 0]))
+    return files
+
+
+def test_overlapped_io_writes_the_same_bytes_and_reports_the_same(tmp_path, model, capsys):
+    files = mixed_batch(tmp_path / "in")
+    summaries, outputs = [], []
+    for mode in ([], ["--no-overlap"]):
+        out = tmp_path / ("no-overlap" if mode else "overlap")
+        code = main(["enhance", *map(str, files), "-o", str(out), "--model", str(model), "--json", *mode])
+        assert code == 1  # the truncated JPEG
+        summary = json.loads(capsys.readouterr().out)
+        summaries.append(({Path(p).name for p in summary["written"]}, summary["failed"]))
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert summaries[0] == summaries[1]
+    assert len(summaries[0][0]) == 5 and [f["path"] for f in summaries[0][1]] == [str(files[2])]
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 5
+    assert not [p for p in (tmp_path / "overlap").iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypatch):
+    import threading
+
+    import dpe_hf.data.io
+    import dpe_hf.inference
+
+    files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(5)]
+    events: list[tuple[str, str, str]] = []
+    real_read, real_enhance = dpe_hf.data.io.read_image, dpe_hf.inference.enhance
+
+    def read(path, **kwargs):
+        events.append(("read", Path(path).stem, threading.current_thread().name))
+        return real_read(path, **kwargs)
+
+    def enhance_(generator, image, **kwargs):
+        events.append(("enhance", f"p{len([e for e in events if e[0] == 'enhance'])}", ""))
+        return real_enhance(generator, image, **kwargs)
+
+    monkeypatch.setattr(dpe_hf.data.io, "read_image", read)
+    monkeypatch.setattr(dpe_hf.inference, "enhance", enhance_)
+    assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model)]) == 0
+    for i in range(5):
+        started = [e[1] for e in events[: events.index(("enhance", f"p{i}", ""))] if e[0] == "read"]
+        assert len(started) <= i + 2  # at most the next photo is read ahead
+    assert all(name.startswith("dpe-io") for kind, _, name in events if kind == "read")
+
+
+def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monkeypatch, capsys):
+    import dpe_hf.data.io
+    from dpe_hf.errors import ImageWriteError
+
+    files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(3)]
+    real_write = dpe_hf.data.io.write_image
+
+    def write(path, *args, **kwargs):
+        if Path(path).name.startswith("p1"):
+            raise ImageWriteError(path, "no space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(dpe_hf.data.io, "write_image", write)
+    out = tmp_path / "out"
+    assert main(["enhance", *map(str, files), "-o", str(out), "--model", str(model)]) == 1
+    assert sorted(os.listdir(out)) == ["p0_enhanced.png", "p2_enhanced.png"]
+    assert error_lines(capsys.readouterr().err) == [f"error: {out / 'p1_enhanced.png'}: no space left on device"]
