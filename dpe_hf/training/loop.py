@@ -20,6 +20,7 @@ from dpe_hf.metrics import psnr
 from dpe_hf.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from dpe_hf.training.config import TrainConfig, to_dict
 from dpe_hf.training.data import validation_pairs
+from dpe_hf.training.progress import Progress
 
 
 def make_task(config: TrainConfig, accelerator):
@@ -165,10 +166,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
             accelerator.print(f"resumed from {checkpoint} at step {start}")
     accelerator.init_trackers("dpe", config=_flat(to_dict(config)))
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=config.steps, initial=start, disable=not accelerator.is_local_main_process,
-               desc=config.mode, dynamic_ncols=True)
+    progress = Progress(config.steps, start, desc=config.mode, enabled=accelerator.is_main_process)
     end = min(config.steps, config.stop_at or config.steps)
     stop = StopRequest()
     bad_streak = 0  # non-finite (skipped) steps in a row
@@ -177,6 +175,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
     while step < end:
         values = task.train_step(step)
         done = step + 1
+        logged = False  # values logged (and shown) at this step
         if stop.requested(accelerator):  # Ctrl-C or SIGTERM: keep the work done so far
             end = done
             break
@@ -189,28 +188,30 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
                 restored_from, step = _restore_last_good(accelerator, task, run_dir, done, bad_streak,
                                                          restored_from)
                 bad_streak = 0
-                bar.n = step
-                bar.refresh()
+                progress.update(step)
                 continue
         else:
             bad_streak = 0
             if not all(math.isfinite(v) for v in values.values()):
                 accelerator.print(f"step {done}: non-finite value {values}")
-            if done % config.log_every == 0 or done == config.steps:
+            logged = done % config.log_every == 0 or done == config.steps
+            if logged:
                 log(done, values)
-                bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in values.items() if k != "lr"})
         if config.val_every and (done % config.val_every == 0 or done == config.steps):
             if accelerator.is_main_process:
-                log(done, validate(task.enhancer(), val_pairs, config.data.max_side))
+                scores = validate(task.enhancer(), val_pairs, config.data.max_side)
+                log(done, scores)
+                if scores:
+                    progress.note(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
             accelerator.wait_for_everyone()
         # no checkpoint in a streak of skipped steps: `latest` stays the last good one
         if config.save_every and done % config.save_every == 0 and done != end and bad_streak == 0:
             save_checkpoint(accelerator, run_dir, done, {"step": done, "data": task.data_state()},
                             keep=config.keep_checkpoints)
             restored_from = None
-        bar.update(1)
+        progress.update(done, values if logged else None)
         step = done
-    bar.close()
+    progress.close()
     stop.restore()  # a second Ctrl-C now aborts at once; checkpoints are atomic, so nothing breaks
     if end < config.steps:
         save_checkpoint(accelerator, run_dir, end, {"step": end, "data": task.data_state()},
