@@ -5,7 +5,9 @@ One implementation for `dpe eval` and `benchmarks/quality.py`:
 * `list_images` / `pair_by_stem` find the pairs;
 * `evaluate_pairs` reads each pair, optionally turns the first image into a prediction with a
   `method` (an enhancer, a baseline), and scores it with `dpe_hf.metrics.evaluate_pair`;
-* `mean_scores` and `format_table` summarise.
+* `mean_scores` and `format_table` summarise;
+* `exposure_consistency` scores how little a method's result depends on the exposure, from
+  several exposures of the same scene (no reference needed).
 
 Images are read with `dpe_hf.data.io.read_image` and compared as float in [0, 1]: uint8 / 255,
 uint16 / 65535. torch is imported only when something is scored.
@@ -13,8 +15,9 @@ uint16 / 65535. torch is imported only when something is scored.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,8 @@ __all__ = [
     "evaluate_pairs",
     "mean_scores",
     "format_table",
+    "pairwise_psnr",
+    "exposure_consistency",
 ]
 
 #: (key in the score dicts, column header, decimals)
@@ -185,17 +190,61 @@ def _header_text(header: str, encoding: str | None) -> str:
 
 
 def format_table(rows: Sequence[dict], *, name_header: str = "image", mean: bool = True,
-                 encoding: str | None = "utf-8") -> str:
+                 encoding: str | None = "utf-8", extra: Sequence[tuple[str, str, int]] = ()) -> str:
     """A plain-text table: one line per row ("name" + metrics), then a "mean" line if `mean`.
-    PSNR with 2 decimals, SSIM 3, ΔE00 2. `encoding`: the stream's, so that "ΔE00" becomes
-    "dE00" where it cannot be printed."""
+    PSNR with 2 decimals, SSIM 3, ΔE00 2; `extra` adds (key, header, decimals) columns, blank
+    where a row has no such key. `encoding`: the stream's, so that "ΔE00" becomes "dE00" where
+    it cannot be printed."""
     lines = [dict(r) for r in rows]
     if mean and rows:
         lines.append({"name": "mean", **mean_scores(rows)})
+    columns = [(key, _header_text(h, encoding), dec) for key, h, dec in (*METRICS, *extra)]
     width = max([len(name_header), *(len(str(r["name"])) for r in lines)])
-    headers = [_header_text(h, encoding) for _, h, _ in METRICS]
-    out = [f"{name_header:<{width}}" + "".join(f"  {h:>7}" for h in headers)]
+    widths = [max(7, len(h)) for _, h, _ in columns]
+    out = [f"{name_header:<{width}}" + "".join(f"  {h:>{w}}" for (_, h, _), w in zip(columns, widths))]
     for r in lines:
-        cells = "".join(f"  {r[key]:>7.{dec}f}" for key, _, dec in METRICS)
+        cells = "".join(f"  {r[key]:>{w}.{dec}f}" if key in r else "  " + " " * w
+                        for (key, _, dec), w in zip(columns, widths))
         out.append(f"{r['name']:<{width}}{cells}")
     return "\n".join(out)
+
+
+def pairwise_psnr(images: Sequence) -> float:
+    """Mean PSNR (dB) over all pairs of `images`, (1, 3, H, W) float tensors of one size; inf
+    when they are all equal."""
+    from dpe_hf.metrics import psnr
+
+    scores = [psnr(a, b).item() for a, b in itertools.combinations(images, 2)]
+    return math.fsum(scores) / len(scores)
+
+
+def _at_common_size(images: Sequence, long_side: int) -> list:
+    """The images resized to one size: the first one's aspect ratio at long side `long_side`
+    (exposures of one scene may have been saved at different sizes)."""
+    from dpe_hf.ops.resize import resize_long_side, resize_to
+
+    size = tuple(resize_long_side(images[0], long_side, allow_upscale=True).shape[-2:])
+    return [resize_to(x, size) for x in images]
+
+
+def exposure_consistency(scenes: Mapping[str, Sequence[str | Path]], method: Method | None = None, *,
+                         long_side: int = 512, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
+    """How little `method`'s result depends on the exposure: each scene is the same view at
+    several exposures; every exposure is enhanced (`method`, or left as is when None), the
+    results are brought to long side `long_side`, and the scene's score is the mean PSNR over
+    all pairs of exposures. Higher is more consistent; identical results give inf.
+
+    Returns {"mean": mean over scenes, "per_scene": {scene: score}}."""
+    import torch
+
+    per_scene = {}
+    for scene, paths in scenes.items():
+        if len(paths) < 2:
+            raise ValueError(f"scene {scene!r}: {len(paths)} exposure(s), need 2 or more")
+        results = []
+        for path in paths:
+            image, _ = read_image(path, max_pixels=max_pixels)
+            out = _as_float(image if method is None else method(image))
+            results.append(torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None])
+        per_scene[scene] = pairwise_psnr(_at_common_size(results, long_side))
+    return {"mean": math.fsum(per_scene.values()) / len(per_scene), "per_scene": per_scene}
