@@ -1,6 +1,8 @@
-"""Paired quality benchmark on the FiveK dev pairs: PSNR / SSIM / ΔE00 against expert C.
+"""Paired quality benchmark on the FiveK dev pairs: PSNR / SSIM / ΔE00 against expert C,
+and exposure consistency on the SICE scenes.
 
     python benchmarks/quality.py [--data ../shared/data] [--model M ...] [--ids a4514,a2803] [--json]
+        [--previous REV] [--contact-sheet [PNG]] [--failures N [--failures-sheet PNG]]
 
 Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (14 pairs, same names) and
 prints one row per method with the mean over the pairs:
@@ -10,15 +12,31 @@ prints one row per method with the mean over the pairs:
 * PIL autocontrast  PIL.ImageOps.autocontrast(img, cutoff=0.5);
 * every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance.
 
+* dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
+                    beside the new one.
+
 `--ids` restricts the pairs (e.g. to a held-out subset the models were not trained on).
 Pairing and scoring are those of `dpe eval` (dpe_hf.evaluation).
+
+Exposure consistency (column "expo PSNR"): DATA/fullres/sice-scenes holds 16 scenes, each at 4
+exposures (`<scene>_<k>_.jpg`); every exposure is enhanced at full size, the 4 results are
+brought to long side 512 and the score is the mean PSNR over the 6 pairs of exposures of a
+scene, averaged over the scenes. Higher means the result depends less on the camera's exposure.
+No expert is involved: a method that returns a constant image scores inf, so read it beside
+the paired scores.
+
+`--contact-sheet` draws, for each pair, input | each model's output | expert C (256 px tall);
+`--failures N` draws the N pairs where the first model scores lowest, PSNR labelled.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +45,16 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
-from dpe_hf.evaluation import evaluate_pairs, format_table, pair_by_stem  # noqa: E402
+from dpe_hf.evaluation import evaluate_pairs, exposure_consistency, format_table, pair_by_stem  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 SUBSET = "fivek-dev"
+SCENES = Path("fullres") / "sice-scenes"
+BUNDLED = "dpe-expertC"
+EXPOSURE_COLUMN = ("expo_psnr", "expo PSNR", 2)
+THUMB_HEIGHT = 256
+DEFAULT_SHEET = REPO_ROOT / "docs" / "contact_sheet.png"
+DEFAULT_FAILURES_SHEET = REPO_ROOT / "docs" / "failures.png"
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -64,17 +88,132 @@ def model_method(spec: str):
     return lambda image: enhance(generator, image)
 
 
-def main(argv: list[str] | None = None) -> int:
+def previous_model_method(rev: str):
+    """The bundled model as committed at git revision `rev` (read with `git show`, loaded from a
+    temporary folder): to compare a retrained model with the one it replaces."""
+    from dpe_hf.errors import ModelLoadError
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("config.json", "model.safetensors"):
+            spec = f"{rev}:checkpoints/{BUNDLED}/{name}"
+            try:
+                found = subprocess.run(["git", "-C", str(REPO_ROOT), "show", spec], capture_output=True)
+            except FileNotFoundError:
+                raise ModelLoadError(f"--previous {rev}: git is not installed") from None
+            if found.returncode != 0:
+                reason = found.stderr.decode(errors="replace").strip().splitlines()
+                raise ModelLoadError(f"--previous {rev}: git show {spec} failed ({reason[-1] if reason else ''})")
+            (Path(folder) / name).write_bytes(found.stdout)
+        return model_method(folder)  # loads the weights now, before the folder goes
+
+
+def sice_scenes(folder: Path) -> dict[str, list[Path]]:
+    """{scene: its exposures, darkest first} from files named `<scene>_<k>_.jpg`."""
+    scenes: dict[str, list[tuple[int, Path]]] = {}
+    for path in sorted(folder.glob("*_*_.jpg")):
+        match = re.fullmatch(r"(.+)_(\d+)_", path.stem)
+        if match:
+            scenes.setdefault(match.group(1), []).append((int(match.group(2)), path))
+    return {scene: [p for _, p in sorted(found)] for scene, found in sorted(scenes.items())}
+
+
+# -- contact sheets ---------------------------------------------------------------------------
+
+
+def _thumbnail(image: np.ndarray, height: int):
+    from PIL import Image
+
+    from dpe_hf.data.io import from_float, to_float32
+
+    im = Image.fromarray(from_float(to_float32(image)))  # uint8, whatever the method returned
+    width = max(1, round(im.width * height / im.height))
+    return im.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], height: int = THUMB_HEIGHT):
+    """One row of thumbnails per (label, images), each `height` px tall and centred in a cell as
+    wide as the widest; `columns` label the cells, the row label sits above each row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    thumbs = [[_thumbnail(image, height) for image in images] for _, images in rows]
+    cell = max(t.width for row in thumbs for t in row)
+    pad, text = 4, 16
+    sheet = Image.new("RGB", (len(columns) * (cell + pad) + pad, text + len(rows) * (text + height + pad)),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, name in enumerate(columns):
+        draw.text((pad + j * (cell + pad), 2), name, fill="black", font=font)
+    for i, ((label, _), row) in enumerate(zip(rows, thumbs)):
+        top = text + i * (text + height + pad)
+        draw.text((pad, top + 2), label, fill="black", font=font)
+        for j, thumb in enumerate(row):
+            sheet.paste(thumb, (pad + j * (cell + pad) + (cell - thumb.width) // 2, top + text))
+    return sheet
+
+
+class Outputs:
+    """Each model's output per pair, computed once for both sheets."""
+
+    def __init__(self, models: dict):
+        self.models = models
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def images(self, pair, names: list[str]) -> list[np.ndarray]:
+        """input, the named models' outputs, expert C."""
+        from dpe_hf.data.io import read_image
+
+        stem, input_path, expert_path = pair
+        image, _ = read_image(input_path)
+        for name in names:
+            if (stem, name) not in self._cache:
+                self._cache[stem, name] = self.models[name](image)
+        return [image, *(self._cache[stem, name] for name in names), read_image(expert_path)[0]]
+
+
+def write_contact_sheet(path: Path, pairs, outputs: Outputs) -> None:
+    names = list(outputs.models)
+    rows = [(stem, outputs.images((stem, a, b), names)) for stem, a, b in pairs]
+    _save(contact_sheet(rows, ["input", *names, "expert C"]), path)
+
+
+def write_failures_sheet(path: Path, count: int, pairs, outputs: Outputs, scores: list[dict]) -> None:
+    """The `count` pairs where the first model's PSNR is lowest, worst first."""
+    name = next(iter(outputs.models))
+    by_stem = {stem: (stem, a, b) for stem, a, b in pairs}
+    worst = sorted(scores, key=lambda r: r["psnr"])[:count]
+    rows = [(f"{r['name']}  PSNR {r['psnr']:.2f} dB", outputs.images(by_stem[r["name"]], [name])) for r in worst]
+    _save(contact_sheet(rows, ["input", name, "expert C"]), path)
+
+
+def _save(image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None,
-                        help=f"data folder holding {SUBSET}/ (default: ../shared/data next to the repo)")
+                        help=f"data folder holding {SUBSET}/ and {SCENES}/ (default: ../shared/data next to the repo)")
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="M",
                         help="model folder, run folder, bundled name or hub repo id (repeatable)")
+    parser.add_argument("--previous", metavar="REV",
+                        help=f"also score checkpoints/{BUNDLED} as committed at this git revision")
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
+    parser.add_argument("--no-exposure", action="store_true", help=f"skip the exposure consistency ({SCENES})")
+    parser.add_argument("--contact-sheet", type=Path, nargs="?", const=DEFAULT_SHEET, metavar="PNG",
+                        help="write input | each model's output | expert C for every pair "
+                             f"(default path {DEFAULT_SHEET.relative_to(REPO_ROOT)})")
+    parser.add_argument("--failures", type=int, default=0, metavar="N",
+                        help="write the N pairs where the first model scores lowest")
+    parser.add_argument("--failures-sheet", type=Path, default=DEFAULT_FAILURES_SHEET, metavar="PNG",
+                        help=f"where --failures writes (default {DEFAULT_FAILURES_SHEET.relative_to(REPO_ROOT)})")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args(argv)
+    return parser
 
-    data = args.data
+
+def data_folder(parser, data: Path | None) -> Path:
     if data is None:
         if not DEFAULT_DATA.is_dir():
             parser.error(f"no data folder at {DEFAULT_DATA}; pass --data DIR (the folder that holds {SUBSET}/)")
@@ -82,39 +221,84 @@ def main(argv: list[str] | None = None) -> int:
     root = data / SUBSET
     if not (root / "input").is_dir() or not (root / "expertC").is_dir():
         parser.error(f"{root}: expected input/ and expertC/ folders in it")
+    return data
 
+
+def select_pairs(parser, root: Path, ids: str | None):
     pairs = pair_by_stem(root / "input", root / "expertC").pairs
-    if args.ids:
-        wanted = [s.strip() for s in args.ids.split(",") if s.strip()]
+    if ids:
+        wanted = [s.strip() for s in ids.split(",") if s.strip()]
         unknown = sorted(set(wanted) - {stem for stem, _, _ in pairs})
         if unknown:
             parser.error(f"--ids: no pair named {', '.join(unknown)} in {root}")
         pairs = [p for p in pairs if p[0] in wanted]
+    return pairs
 
-    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": pil_autocontrast}
-    from dpe_hf.errors import ModelLoadError
 
-    for spec in args.model:
-        try:
-            methods[spec] = model_method(spec)
-        except ModelLoadError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+def load_models(specs: list[str], previous: str | None) -> dict:
+    """{row name: method}; raises ModelLoadError."""
+    models = {spec: model_method(spec) for spec in specs}
+    if previous:
+        models[f"{BUNDLED} @{previous}"] = previous_model_method(previous)
+    return models
 
-    start = time.perf_counter()
+
+def score_pairs(pairs, methods: dict) -> tuple[list[dict], list[dict]]:
     rows, failed = [], []
     for name, method in methods.items():
         result = evaluate_pairs(pairs, method, on_error=lambda m: print(f"error: {m}", file=sys.stderr))
         failed += result.failed
         if result.rows:
             rows.append({"name": name, **result.mean, "per_image": result.rows})
+    return rows, failed
+
+
+def add_exposure_scores(rows: list[dict], methods: dict, scenes: dict) -> None:
+    """Each row gets "expo_psnr" (mean over scenes) and "expo_per_scene"."""
+    for row in rows:
+        result = exposure_consistency(scenes, methods[row["name"]])
+        row["expo_psnr"], row["expo_per_scene"] = result["mean"], result["per_scene"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    data = data_folder(parser, args.data)
+    pairs = select_pairs(parser, data / SUBSET, args.ids)
+    from dpe_hf.errors import ModelLoadError
+
+    try:
+        models = load_models(args.model, args.previous)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if (args.contact_sheet or args.failures) and not models:
+        parser.error("--contact-sheet and --failures show models' outputs: give --model or --previous")
+    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": pil_autocontrast, **models}
+
+    start = time.perf_counter()
+    rows, failed = score_pairs(pairs, methods)
+    scenes = {} if args.no_exposure else sice_scenes(data / SCENES)
+    if scenes:
+        add_exposure_scores(rows, methods, scenes)
+    elif not args.no_exposure:
+        print(f"note: no scenes in {data / SCENES}; exposure consistency left out", file=sys.stderr)
+    outputs = Outputs(models)
+    if args.contact_sheet:
+        write_contact_sheet(args.contact_sheet, pairs, outputs)
+    if args.failures:
+        first = next(r for r in rows if r["name"] == next(iter(models)))
+        write_failures_sheet(args.failures_sheet, args.failures, pairs, outputs, first["per_image"])
 
     if args.json:
-        print(json.dumps({"data": str(root), "ids": [p[0] for p in pairs], "methods": rows,
+        print(json.dumps({"data": str(data / SUBSET), "ids": [p[0] for p in pairs],
+                          "scenes": {k: [str(p) for p in v] for k, v in scenes.items()}, "methods": rows,
                           "failed": failed, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
     else:
-        print(f"{SUBSET}: {len(pairs)} pairs, mean over pairs (vs expert C)")
-        print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding))
+        print(f"{SUBSET}: {len(pairs)} pairs, mean over pairs (vs expert C)"
+              + (f"; expo PSNR: {len(scenes)} {SCENES.name}, mean PSNR between exposures of a scene" if scenes else ""))
+        print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
+                           extra=[EXPOSURE_COLUMN] if scenes else ()))
     return 1 if failed else 0
 
 

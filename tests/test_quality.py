@@ -1,0 +1,124 @@
+"""Exposure consistency (dpe_hf.evaluation) on synthetic scenes, and benchmarks/quality.py end to
+end on a generated data folder shaped like ../shared/data (the tests never read that folder)."""
+
+import importlib.util
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpe_hf.data.generated import generated_photo
+from dpe_hf.evaluation import exposure_consistency
+
+REPO = Path(__file__).resolve().parents[1]
+GAINS = (0.4, 0.6, 0.8, 1.0)  # the exposures of a scene: one photo, scaled
+
+
+def exposures(folder: Path, scene: str, seed: int, size=(48, 64), gains=GAINS) -> list[Path]:
+    """`<scene>_<k>_.png`: one generated photo at each gain (darkest first)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photo = generated_photo(size, seed).astype(np.float32)
+    paths = []
+    for k, gain in enumerate(gains):
+        path = folder / f"{scene}_{k}_.png"
+        Image.fromarray(np.clip(photo * gain + 0.5, 0, 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def same_mean_brightness(image: np.ndarray) -> np.ndarray:
+    """Undoes a global gain: scales the image to mean 0.4."""
+    x = image.astype(np.float32) / 255
+    return np.clip(x * (0.4 / max(float(x.mean()), 1e-6)), 0, 1)
+
+
+def test_identical_exposures_score_inf(tmp_path):
+    paths = exposures(tmp_path, "s", 0, gains=(0.7, 0.7, 0.7))
+    assert exposure_consistency({"s": paths})["mean"] == math.inf
+
+
+def test_a_method_that_undoes_the_exposure_scores_higher_than_identity(tmp_path):
+    scenes = {s: exposures(tmp_path, s, seed) for seed, s in enumerate(("a", "b"))}
+    identity = exposure_consistency(scenes)
+    normalised = exposure_consistency(scenes, same_mean_brightness)
+    assert set(identity["per_scene"]) == {"a", "b"}
+    assert normalised["mean"] > identity["mean"] + 10
+    assert identity["mean"] == pytest.approx(sum(identity["per_scene"].values()) / 2)
+
+
+def test_exposures_saved_at_different_sizes_are_compared_at_one_size(tmp_path):
+    paths = exposures(tmp_path, "s", 0, size=(60, 80), gains=(1.0, 1.0))
+    Image.open(paths[1]).resize((40, 30)).save(paths[1])  # the same view, smaller
+    score = exposure_consistency({"s": paths}, long_side=32)["mean"]
+    assert 25 < score < math.inf
+
+
+def test_a_scene_needs_two_exposures(tmp_path):
+    with pytest.raises(ValueError, match="scene 's'"):
+        exposure_consistency({"s": exposures(tmp_path, "s", 0, gains=(1.0,))})
+
+
+# -- benchmarks/quality.py --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", REPO / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def data(tmp_path):
+    """DATA/fivek-dev/{input,expertC} with 3 pairs and DATA/fullres/sice-scenes with 2 scenes."""
+    root = tmp_path / "data"
+    for sub in ("input", "expertC"):
+        (root / "fivek-dev" / sub).mkdir(parents=True)
+    for i, stem in enumerate(("a0001", "a0002", "a0003")):
+        photo = generated_photo((40, 56), i)
+        Image.fromarray(photo).save(root / "fivek-dev" / "expertC" / f"{stem}.png")
+        Image.fromarray((photo * 0.7).astype(np.uint8)).save(root / "fivek-dev" / "input" / f"{stem}.png")
+    scenes = root / "fullres" / "sice-scenes"
+    scenes.mkdir(parents=True)
+    for seed, scene in enumerate(("10", "2")):
+        for k, path in enumerate(exposures(tmp_path / "png", scene, seed, size=(32, 40))):
+            Image.open(path).save(scenes / f"{scene}_{k}_.jpg", quality=95)
+    return root
+
+
+def test_sice_scenes_groups_exposures_darkest_first(quality, data):
+    scenes = quality.sice_scenes(data / "fullres" / "sice-scenes")
+    assert list(scenes) == ["10", "2"]
+    assert [p.name for p in scenes["2"]] == ["2_0_.jpg", "2_1_.jpg", "2_2_.jpg", "2_3_.jpg"]
+
+
+def test_quality_json_has_the_exposure_score_and_the_sheets_are_drawn(quality, data, tmp_path, capsys):
+    sheet, failures = tmp_path / "sheet.png", tmp_path / "failures.png"
+    code = quality.main(["--data", str(data), "--model", "dpe-expertC", "--ids", "a0001,a0003", "--json",
+                         "--contact-sheet", str(sheet), "--failures", "1", "--failures-sheet", str(failures)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ids"] == ["a0001", "a0003"]
+    names = [row["name"] for row in result["methods"]]
+    assert names == ["identity", "auto-levels", "PIL autocontrast", "dpe-expertC"]
+    assert all(row["expo_psnr"] > 0 and set(row["expo_per_scene"]) == {"10", "2"} for row in result["methods"])
+    # rows: a label strip and a 256 px row per pair; columns: input | dpe-expertC | expert C
+    assert Image.open(sheet).height > 2 * 256 and Image.open(failures).height < 2 * 256
+    assert Image.open(sheet).width > 3 * 256 * 56 / 40
+
+
+def test_quality_table_has_the_previous_bundled_model(quality, data, capsys):
+    tracked = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", "HEAD:checkpoints/dpe-expertC/config.json"],
+                             capture_output=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout with the bundled model committed")
+    assert quality.main(["--data", str(data), "--previous", "HEAD", "--no-exposure"]) == 0
+    out = capsys.readouterr().out
+    assert "dpe-expertC @HEAD" in out and "expo PSNR" not in out
+    assert quality.main(["--data", str(data), "--previous", "no-such-rev"]) == 2
+    assert "--previous no-such-rev" in capsys.readouterr().err
