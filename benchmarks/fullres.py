@@ -2,6 +2,8 @@
 
     python benchmarks/fullres.py [--data ../shared/data] [--model M] [--quick] [--proxy-edit]
                                  [--sizes native,12,24,48] [--images N] [--threads T] [--json]
+    python benchmarks/fullres.py --truth [--truth-mp 2.5] [--truth-images 6]
+    python benchmarks/fullres.py --batch-io [--batch-images 6] [--repeats 3]
 
 Photos: DATA/target/debian/*.jpg at their own size (1.3 to 20 MP), and copies of the largest ones
 resized with PIL to 12, 24 and 48 MP (made once into a temporary folder, JPEG q92).
@@ -17,7 +19,10 @@ write a JPEG with `write_image`), in a warm process (one untimed warm-up photo f
 * float-residual  the earlier `dpe_hf.inference.enhance` path: the whole photo as a float tensor,
                   residual upsampled with `resize_to` (kept here as it was, for comparison);
 * network-full    the network run directly on the full photo: only photos up to 4 MP (slower
-                  and far more memory above that), and not at all with --quick.
+                  and far more memory above that), and not at all with --quick;
+* tiled           `dpe_hf.inference.enhance_array(method="tiled")`: the network on 1024 px tiles of
+                  the full photo with the global feature of the copy at 512 (not in the default
+                  --methods: meant for a GPU, minutes per 48 MP photo on a CPU).
 
 Each (photo set, method) runs in a fresh subprocess, so that its peak RSS (`ru_maxrss`) is its
 own; "idle RSS" is the process after imports and model loading, before the first photo.
@@ -28,6 +33,20 @@ Model: `--model` (a folder, run folder, bundled name or hub id, as `dpe enhance 
 default the bundled `dpe-expertC` when this install has it, else a randomly initialised
 `DPEGenerator(width=0.5)` saved to a temporary folder (said in the output: its output is close
 to the identity, so fidelity numbers then say little about a trained model's).
+`--truth`: a known full-size answer. On copies of the largest photos resized to `--truth-mp`
+megapixels (small enough for the network to run on the whole photo), the network's own output
+for the full photo is the answer the full-resolution methods approximate. Two such answers:
+the network with the global feature it computes from the full photo itself, and with the one
+of the copy at 512 (what `tiled` uses; the difference between the two is the effect of the
+global feature alone). Prints PSNR of each method against both, the fidelity measure above,
+and seconds per photo (in one warm process, network runs included), median over the photos;
+"input" is the unenhanced photo, for scale.
+
+`--batch-io`: `dpe enhance` on a batch of `--batch-images` 12 MP JPEGs in one call, with the
+overlapped reading and writing (the default) and without (`--no-overlap`), alternating,
+`--repeats` times each, each in a fresh process after a one-photo warm-up (model loading not
+timed); prints seconds per photo (median) and peak RSS.
+
 `--proxy-edit`: the network still runs (its time counts) but its output is replaced by a fixed
 local photo edit of the low-resolution copy (CLAHE on L*, tone curve, +30 % saturation), a
 stand-in with real local contrast changes so that fidelity means something without a trained
@@ -54,7 +73,8 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 LONG_SIDE = 512
 BASELINE_MAX_MP = 4.0
-METHODS = ("guided", "residual", "float-residual", "network-full")
+METHODS = ("guided", "residual", "float-residual", "network-full", "tiled")
+DEFAULT_METHODS = ("guided", "residual", "float-residual", "network-full")
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,6 +144,12 @@ def _worker(args: argparse.Namespace) -> None:
             out = fn(arr, low, low_out)
             stages["carry"] = time.perf_counter() - t
             return out, low_out, stages
+        if args.method == "tiled":
+            from dpe_hf.inference import enhance_array
+
+            out = enhance_array(gen, arr, method="tiled")
+            stages["net"] = time.perf_counter() - t
+            return out, None, stages
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0
         x = torch.from_numpy(arr).permute(2, 0, 1)[None].float() / scale
         if args.method == "float-residual":  # dpe_hf.inference.enhance_tensor before the change
@@ -150,14 +176,12 @@ def _worker(args: argparse.Namespace) -> None:
         write_image(out_dir / f"{path.stem}.{args.method}.jpg", out, meta)
         t_write = time.perf_counter() - t1
         total = time.perf_counter() - t0
-        if low_out is None:  # network-full: compare with the network at its usual size
+        if low_out is None:  # network-full, tiled: compare with the network at its usual size
             low_out = network(guided.downscale_long_side(arr, LONG_SIDE))
-        small = guided.downscale_long_side(out, LONG_SIDE).astype(np.float64)
-        small /= 255.0 if out.dtype == np.uint8 else 65535.0
+        small = _unit(guided.downscale_long_side(out, LONG_SIDE))
         if small.shape != low_out.shape:  # float-residual's low copy may round its size differently
             small = resize_to(torch.from_numpy(small).permute(2, 0, 1), low_out.shape[:2]).permute(1, 2, 0).numpy()
-        mse = float(np.mean((small - low_out) ** 2))
-        fid = float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+        fid = _psnr(small, low_out)
         return {"file": path.name, "mp": arr.shape[0] * arr.shape[1] / 1e6, "time": total, "read": t_read,
                 "write": t_write, **stages, "fidelity": fid}
 
@@ -166,6 +190,129 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps({"rows": rows, "idle_mb": idle,
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "threads": torch.get_num_threads()}))
+
+
+def _unit(image):
+    """uint8 / uint16 -> float64 in [0, 1]."""
+    import numpy as np
+
+    return image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 65535.0)
+
+
+def _psnr(a, b) -> float:
+    """PSNR in dB of two float images in [0, 1]."""
+    import numpy as np
+
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+# --------------------------------------------------------------------------------------------
+# --truth: the methods against the network's own output for the full photo
+# --------------------------------------------------------------------------------------------
+
+
+def _truth_rows(files: list[Path], model: str) -> list[dict]:
+    import numpy as np
+    import torch
+
+    from dpe_hf.data.io import read_image
+    from dpe_hf.hub import load_generator
+    from dpe_hf.inference import enhance_array
+    from dpe_hf.ops.guided import downscale_long_side
+
+    gen = load_generator(model).eval()
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(_unit(a).astype(np.float32)).permute(2, 0, 1)[None]
+
+    @torch.inference_mode()
+    def network(arr: np.ndarray, look: torch.Tensor | None = None) -> np.ndarray:
+        y = gen(tensor(arr)) if look is None else gen(tensor(arr), global_feature=look)
+        return np.round(y.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+    def timed(fn, *a, **kw):
+        t = time.perf_counter()
+        return fn(*a, **kw), time.perf_counter() - t
+
+    enhance_array(gen, read_image(files[0])[0], method="guided")  # warm-up
+    rows = []
+    for path in files:
+        arr, _ = read_image(path)
+        low = downscale_long_side(arr, LONG_SIDE)
+        low_out = _unit(network(low))
+        with torch.inference_mode():
+            look = gen.encode_global(tensor(low))
+        outs = {"input": (arr, 0.0),
+                "network, full photo, own global feature": timed(network, arr),
+                "network, full photo, global feature of the 512 copy": timed(network, arr, look)}
+        for method in ("guided", "residual", "tiled"):
+            outs[method] = timed(enhance_array, gen, arr, method=method)
+        own, with_look = (_unit(outs[k][0]) for k in list(outs)[1:3])
+        for name, (out, seconds) in outs.items():
+            rows.append({"file": path.name, "mp": arr.shape[0] * arr.shape[1] / 1e6, "method": name,
+                         "seconds": seconds, "vs_own": _psnr(_unit(out), own),
+                         "vs_512": _psnr(_unit(out), with_look),
+                         "fidelity": _psnr(_unit(downscale_long_side(out, LONG_SIDE)), low_out)})
+        print(f"  {path.name}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def _fmt_truth(rows: list[dict]) -> str:
+    head = ["method", "s/photo", "PSNR vs full, own g (median/min)", "PSNR vs full, 512 g (median/min)",
+            "fidelity at 512 (median/min)"]
+    lines = [head]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+
+        def stat(key):
+            values = [r[key] for r in mine]
+            return f"{statistics.median(values):.2f} / {min(values):.2f}"
+
+        seconds = statistics.median(r["seconds"] for r in mine)
+        lines.append([method, f"{seconds:.2f}" if seconds else "-", stat("vs_own"), stat("vs_512"), stat("fidelity")])
+    return _columns(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# --batch-io: dpe enhance on a batch with and without overlapped reading and writing
+# --------------------------------------------------------------------------------------------
+
+
+def _batch_worker(args: argparse.Namespace) -> None:
+    from dpe_hf import cli
+    from dpe_hf.hub import load_generator
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    gen = load_generator(args.model).eval()
+    cli._load_model = lambda spec, device="auto": gen  # the model is loaded once, untimed
+    flags = ["-o", args.out_dir, "--overwrite"] + (["--no-overlap"] if args.method == "no-overlap" else [])
+    cli.main(["enhance", args.files[0], *flags])  # warm-up
+    t = time.perf_counter()
+    code = cli.main(["enhance", *args.files, *flags])
+    seconds = time.perf_counter() - t
+    print(json.dumps({"code": code, "seconds": seconds, "photos": len(args.files),
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _batch_io(files: list[Path], model: str, out_dir: Path, repeats: int, threads: int | None) -> str:
+    runs: dict[str, list[dict]] = {"overlap": [], "no-overlap": []}
+    for _ in range(repeats):
+        for mode in runs:  # alternating, so that a busy spell of the machine hits both
+            runs[mode].append(_run(mode, files, model, out_dir, threads, False, worker="--batch-worker"))
+    lines = [["I/O", "photos", "s/photo (median)", "runs (s/photo)", "peak RSS MB"]]
+    for mode, results in runs.items():
+        ok = [r for r in results if "error" not in r]
+        if not ok:
+            lines.append([mode, "-", "-", "error: " + results[0]["error"], "-"])
+            continue
+        per = [r["seconds"] / r["photos"] for r in ok]
+        lines.append([mode, str(ok[0]["photos"]), f"{statistics.median(per):.3f}",
+                      " ".join(f"{x:.3f}" for x in per), f"{max(r['peak_mb'] for r in ok):.0f}"])
+    return _columns(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,8 +352,9 @@ def _default_model(tmp: Path) -> tuple[str, str]:
                          "is near the identity, so fidelity is not representative of a trained model")
 
 
-def _run(method: str, files: list[Path], model: str, out_dir: Path, threads: int | None, proxy: bool) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--method", method, "--model", model, "--out-dir", str(out_dir),
+def _run(method: str, files: list[Path], model: str, out_dir: Path, threads: int | None, proxy: bool,
+         worker: str = "--worker") -> dict:
+    cmd = [sys.executable, __file__, worker, "--method", method, "--model", model, "--out-dir", str(out_dir),
            "--files", *map(str, files)]
     if threads:
         cmd += ["--threads", str(threads)]
@@ -232,10 +380,15 @@ def _fmt_table(results: list[dict]) -> str:
         fids = [x["fidelity"] for x in rows]
         lines.append([r["set"], r["method"], str(len(rows)), f"{med('mp'):.1f}", f"{med('time'):.3f}",
                       f"{statistics.median(x['mp'] / x['time'] for x in rows):.1f}", f"{med('net'):.3f}",
-                      f"{med('carry'):.3f}" if r["method"] != "network-full" else "-",
+                      f"{med('carry'):.3f}" if "carry" in rows[0] else "-",
                       f"{r['peak_mb']:.0f}", f"{r['idle_mb']:.0f}",
                       f"{statistics.median(fids):.2f} / {min(fids):.2f}"])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    return _columns(lines)
+
+
+def _columns(lines: list[list[str]]) -> str:
+    """Rows of strings as aligned columns, a rule under the first (the header)."""
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -251,18 +404,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=3, help="photos per resized set (12/24/48 MP)")
     p.add_argument("--native-images", type=int, default=0, help="photos at their own size (0: all)")
     p.add_argument("--baseline-images", type=int, default=2, help="photos (<= 4 MP) for network-full")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"any of {','.join(METHODS)}")
     p.add_argument("--threads", type=int, default=None, help="torch threads in the workers (default: torch's)")
     p.add_argument("--proxy-edit", action="store_true",
                    help="replace the network's output by a fixed local edit (fidelity without a trained model)")
+    p.add_argument("--truth", action="store_true", help="the methods against a known full-size answer")
+    p.add_argument("--truth-mp", type=float, default=2.5, help="megapixels of the --truth photos")
+    p.add_argument("--truth-images", type=int, default=6, help="photos for --truth")
+    p.add_argument("--batch-io", action="store_true", help="dpe enhance with and without overlapped I/O")
+    p.add_argument("--batch-images", type=int, default=6, help="12 MP photos per --batch-io batch")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each --batch-io mode")
     p.add_argument("--json", action="store_true")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--batch-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
     p.add_argument("--files", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         _worker(args)
+        return 0
+    if args.batch_worker:
+        _batch_worker(args)
         return 0
 
     folder = args.data / "target" / "debian"
@@ -282,6 +445,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dpe-fullres-") as tmp_name:
         tmp = Path(tmp_name)
         model, model_note = (args.model, args.model) if args.model else _default_model(tmp)
+        if args.truth or args.batch_io:
+            print(f"model: {model_note}", flush=True)
+            print(f"cpu: {os.cpu_count()} cores, torch threads: {args.threads or 'default'}", flush=True)
+        if args.truth:
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
+            rows = _truth_rows(_resized_copies(by_size, args.truth_mp, args.truth_images, tmp), model)
+            print(f"{args.truth_images} photos at {args.truth_mp:g} MP; answer: the network on the whole photo")
+            print(_fmt_truth(rows))
+            if args.json:
+                print(json.dumps(rows, indent=1))
+        if args.batch_io:
+            out_dir = tmp / "batch-out"
+            out_dir.mkdir()
+            files = _resized_copies(by_size, 12, args.batch_images, tmp)
+            print(f"dpe enhance on {len(files)} JPEGs of 12 MP (guided), {args.repeats} runs each")
+            print(_batch_io(files, model, out_dir, args.repeats, args.threads))
+        if args.truth or args.batch_io:
+            return 0
         sets: list[tuple[str, list[Path]]] = []
         if args.quick:
             sets.append(("12 MP", _resized_copies(by_size, 12, 2, tmp)))

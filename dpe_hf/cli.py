@@ -125,7 +125,9 @@ def _add_enhance(sub) -> None:
                     "stay 16-bit. An input is never overwritten. A bad file is reported on stderr "
                     "and the batch goes on; the exit code is 1 if any file failed.")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files, folders (their images) or glob patterns such as 'photos/*.jpg'")
+                   help="image files (JPEG, PNG, WebP, TIFF, BMP, GIF; camera RAW and HEIF/HEIC with "
+                        "the [raw] and [heif] extras), folders (their images) or glob patterns such "
+                        "as 'photos/*.jpg'")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--model", metavar="PATH_OR_REPO_ID",
                    help="model folder, training run folder, bundled name or hub repo id "
@@ -141,8 +143,8 @@ def _add_enhance(sub) -> None:
     p.add_argument("--quality", type=_int_range(1, 100), default=95,
                    help="JPEG/WebP quality, 1-100 (default 95)")
     p.add_argument("--max-side", type=_int_range(1), default=DEFAULT_MAX_SIDE,
-                   help="long side at which the network runs; the result is carried to full size "
-                        f"(default {DEFAULT_MAX_SIDE})")
+                   help="long side of the copy the network runs on (guided, residual) or takes its look "
+                        f"from (tiled) (default {DEFAULT_MAX_SIDE})")
     p.add_argument("--max-pixels", type=_int_range(0), default=DEFAULT_MAX_PIXELS,
                    help="refuse images with more pixels than this, 0 for no limit "
                         f"(default {DEFAULT_MAX_PIXELS})")

@@ -1,7 +1,8 @@
 """Enhance photos of any size with a trained generator.
 
-The network runs once on a copy whose long side is `max_side` (512, the size it was trained
-at; smaller images run at their own size), then the change is carried to full resolution:
+The look of a photo is decided on a copy whose long side is `max_side` (512, the size the
+network was trained at; smaller photos run at their own size), and one of three methods brings
+it to full resolution:
 
 * ``method="guided"`` (default): a bilateral grid of local affine colour transforms is fitted
   to the low-resolution (input, output) pair and sliced with the full-resolution photo
