@@ -52,7 +52,9 @@ wheel-check: venv
 		"from dpe_hf.resources import resource_dir, model_card_template; import dpe_hf.models.generator; \
 		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); \
 		from dpe_hf.hub import load_generator, bundled_models; \
-		assert 'dist/wheelcheck/site' in str(bundled_models()['dpe-expertC']); load_generator(); print('wheel ok')"
+		assert 'dist/wheelcheck/site' in str(bundled_models()['dpe-expertC']); load_generator(); \
+		from dpe_hf.training.presets import NAMES, preset_path, read_preset; \
+		assert 'dist/wheelcheck/site' in str(preset_path('paired')); [read_preset(n) for n in NAMES]; print('wheel ok')"
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info

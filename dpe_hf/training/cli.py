@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from dpe_hf.errors import ConfigError
+from dpe_hf.training import presets
 from dpe_hf.training.config import build_config, read_yaml
 
 
@@ -15,9 +16,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train_accelerate.py",
         description="Train a DPE generator (supervised, 1-way or 2-way GAN) with Accelerate.",
-        epilog="Precedence: preset < --config < flags and --set. Example: accelerate launch "
-               "train_accelerate.py --config configs/smoke.yaml --output-dir runs/smoke",
+        epilog="Precedence: preset < --config < flags and --set. Examples: accelerate launch "
+               "train_accelerate.py --preset unpaired --source my_photos/ --target photos_i_like/; "
+               "accelerate launch train_accelerate.py --preset paired --input before/ --expert after/; "
+               "accelerate launch train_accelerate.py --config configs/smoke.yaml --output-dir runs/smoke",
     )
+    p.add_argument("--preset", choices=presets.NAMES,
+                   help="a recipe for your own photos: paired (--input, --expert; supervised) or "
+                        "unpaired (--source, --target; 2-way GAN); both start from the bundled model")
     p.add_argument("--config", help="YAML recipe (see configs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted for sections (e.g. data.crop=128); repeatable")
@@ -39,6 +45,8 @@ def _abs(path: str) -> str:
 
 def config_from_args(args) -> "TrainConfig":  # noqa: F821
     layers = []
+    if args.preset:
+        layers.append(presets.read_preset(args.preset))
     if args.config:
         layers.append(read_yaml(args.config))
     flags: dict = {}
@@ -58,7 +66,10 @@ def config_from_args(args) -> "TrainConfig":  # noqa: F821
     if data:
         flags["data"] = data
     layers.append(flags)
-    return build_config(*layers, overrides=args.overrides)
+    config = build_config(*layers, overrides=args.overrides)
+    if args.preset:
+        presets.check_required(args.preset, config)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
