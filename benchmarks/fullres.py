@@ -43,7 +43,7 @@ and seconds per photo (in one warm process, network runs included), median over 
 "input" is the unenhanced photo, for scale.
 
 `--batch-io`: `dpe enhance` on a batch of `--batch-images` 12 MP JPEGs in one call, with the
-overlapped reading and writing (the default) and without (`--no-overlap`), alternating,
+overlapped reading and writing (`--overlap-io on`) and without (`--overlap-io off`), alternating,
 `--repeats` times each, each in a fresh process after a one-photo warm-up (model loading not
 timed); prints seconds per photo (median) and peak RSS.
 
@@ -289,7 +289,7 @@ def _batch_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     gen = load_generator(args.model).eval()
     cli._load_model = lambda spec, device="auto": gen  # the model is loaded once, untimed
-    flags = ["-o", args.out_dir, "--overwrite"] + (["--no-overlap"] if args.method == "no-overlap" else [])
+    flags = ["-o", args.out_dir, "--overwrite", "--overlap-io", "off" if args.method == "no-overlap" else "on"]
     cli.main(["enhance", args.files[0], *flags])  # warm-up
     t = time.perf_counter()
     code = cli.main(["enhance", *args.files, *flags])

@@ -168,8 +168,16 @@ def _add_enhance(sub) -> None:
                    help="also write {stem}.cube next to each output: a 3D LUT of the photo's colour "
                         "change, fitted on the low-resolution copy the network saw")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)  # I/O in the main thread
+    _add_overlap_io(p, "on when the network runs on a GPU; off on a CPU, where decoding and "
+                       "encoding compete with the network for the same cores (no gain measured on "
+                       "2 cores, 120 MB more memory at 12 MP)")
     p.set_defaults(func=_cmd_enhance)
+
+
+def _add_overlap_io(p: argparse.ArgumentParser, auto_means: str) -> None:
+    p.add_argument("--overlap-io", choices=("auto", "on", "off"), default="auto",
+                   help="decode the next photo and write the previous result in worker threads while "
+                        f"the current one is processed (default auto: {auto_means})")
 
 
 @dataclass
@@ -286,7 +294,14 @@ def _cmd_enhance(args) -> int:
             _save_lut(generator, image, job, args)
         return result
 
-    return _run_batch(args, out_dir, process, "enhance", start)
+    overlap = args.overlap_io == "on" or (args.overlap_io == "auto" and _runs_on_accelerator(generator))
+    return _run_batch(args, out_dir, process, "enhance", start, overlap=overlap)
+
+
+def _runs_on_accelerator(generator) -> bool:
+    if getattr(generator, "numpy_native", False):
+        return False
+    return next(generator.parameters()).device.type != "cpu"
 
 
 def _save_lut(generator, image, job: _Job, args) -> None:
@@ -302,16 +317,16 @@ def _save_lut(generator, image, job: _Job, args) -> None:
     write_cube(path, fit_lut(low_in, low_out), title=f"DPE {job.source.stem}")
 
 
-def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
+def _run_batch(args, out_dir: Path, process, desc: str, start: float, *, overlap: bool) -> int:
     """Plan the outputs of args.inputs, run `process(job, image, meta) -> image` on each, write the
     results and report: one line per bad file, exit 1 if any failed. Shared by `dpe enhance`
     and `dpe apply-lut` (their args: inputs, suffix, ext, recursive, overwrite, skip_existing,
-    max_pixels, quality, json, no_overlap).
+    max_pixels, quality, json).
 
     I/O overlaps the work: while a photo is processed, a worker thread decodes the next one and
     another encodes and writes the previous result (`_BatchIO`). At most one photo is read ahead
     and one result waits to be written, so memory stays bounded; every outcome is recorded here,
-    in order, and the files are the same byte for byte as with `--no-overlap`."""
+    in order, and the files are the same byte for byte as with `overlap=False`."""
     from dpe_hf.data.io import read_image, write_image
     from dpe_hf.errors import DPEError
 
@@ -364,7 +379,7 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float) -> int:
         else:
             fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
 
-    with _BatchIO(overlap=not getattr(args, "no_overlap", False)) as batch_io:
+    with _BatchIO(overlap=overlap) as batch_io:
         for job, reading in _progress(batch_io.read_ahead(todo, read), desc, total=len(todo)):
             loaded = attempt(job, reading.result)
             result = None if loaded is None else attempt(job, lambda: process(job, *loaded))
@@ -686,7 +701,7 @@ def _add_apply_lut(sub) -> None:
     p.add_argument("--recursive", action="store_true",
                    help="also take the images of subfolders, mirroring them under DIR")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)  # I/O in the main thread
+    _add_overlap_io(p, "on: applying a LUT is cheap, reading and writing the photos is the work")
     p.set_defaults(func=_cmd_apply_lut)
 
 
@@ -704,7 +719,7 @@ def _cmd_apply_lut(args) -> int:
         _error(str(exc))
         return EXIT_USAGE
     return _run_batch(args, out_dir, lambda job, image, meta: apply_lut(image, lut, interp=args.interp),
-                      "apply-lut", start)
+                      "apply-lut", start, overlap=args.overlap_io != "off")
 
 
 # --------------------------------------------------------------------------------------------

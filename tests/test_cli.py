@@ -388,8 +388,8 @@ def mixed_batch(folder: Path) -> list[Path]:
 def test_overlapped_io_writes_the_same_bytes_and_reports_the_same(tmp_path, model, capsys):
     files = mixed_batch(tmp_path / "in")
     summaries, outputs = [], []
-    for mode in ([], ["--no-overlap"]):
-        out = tmp_path / ("no-overlap" if mode else "overlap")
+    for mode in (["--overlap-io", "on"], ["--overlap-io", "off"]):
+        out = tmp_path / mode[1]
         code = main(["enhance", *map(str, files), "-o", str(out), "--model", str(model), "--json", *mode])
         assert code == 1  # the truncated JPEG
         summary = json.loads(capsys.readouterr().out)
@@ -398,7 +398,7 @@ def test_overlapped_io_writes_the_same_bytes_and_reports_the_same(tmp_path, mode
     assert summaries[0] == summaries[1]
     assert len(summaries[0][0]) == 5 and [f["path"] for f in summaries[0][1]] == [str(files[2])]
     assert outputs[0] == outputs[1] and len(outputs[0]) == 5
-    assert not [p for p in (tmp_path / "overlap").iterdir() if p.name.startswith(".")]  # no temporaries
+    assert not [p for p in (tmp_path / "on").iterdir() if p.name.startswith(".")]  # no temporaries
 
 
 def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypatch):
@@ -421,7 +421,8 @@ def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypa
 
     monkeypatch.setattr(dpe_hf.data.io, "read_image", read)
     monkeypatch.setattr(dpe_hf.inference, "enhance", enhance_)
-    assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model)]) == 0
+    assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--overlap-io", "on"]) == 0
     for i in range(5):
         started = [e[1] for e in events[: events.index(("enhance", f"p{i}", ""))] if e[0] == "read"]
         assert len(started) <= i + 2  # at most the next photo is read ahead
