@@ -274,6 +274,22 @@ def test_paired_crops_shapes_pairing_and_determinism(pairs_dirs):
     assert not all(_same(p, q) for p, q in zip(a, c))
 
 
+def test_paired_crops_input_edit_changes_the_input_only(pairs_dirs):
+    from dpe_hf.data.degrade import DegradeConfig, EditParams, apply_edit
+
+    ds = load_pairs(*pairs_dirs)
+    plain = _take(PairedCrops(ds, 24, seed=3, max_side=48), 6)
+    # exposure only, always -1 EV: the input must be exactly the plain crop re-exposed
+    dark = DegradeConfig(exposure_ev=(-1.0, -1.0), wb_log_gain=0.0, gamma=(1, 1), contrast=(1, 1),
+                         saturation=(1, 1), tone_curve=(0, 0), black_level=(0, 0), white_level=(1, 1),
+                         p_identity=0.0)
+    edited = _take(PairedCrops(ds, 24, seed=3, max_side=48, input_edit=dark), 6)
+    for (x, y), (ex, ey) in zip(plain, edited):
+        assert torch.equal(y, ey)  # same crop, same target
+        torch.testing.assert_close(ex, apply_edit(x, EditParams(exposure_ev=-1.0)))
+        assert ex.mean() < x.mean()
+
+
 def test_paired_crops_epoch_visits_every_pair_once(pairs_dirs):
     ds = load_pairs(*pairs_dirs)
     full = {tuple(decode_image(str(p), None).flatten()[:64].tolist())

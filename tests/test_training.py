@@ -53,6 +53,17 @@ class TestConfig:
         with pytest.raises(ConfigError, match="steps"):
             build_config({"steps": "many"})
 
+    def test_degradation_ranges_from_yaml(self):
+        config = build_config({"data": {"degrade": {"wb_log_gain": 0.3}}},
+                              overrides=["data.pair_input_edit.exposure_ev=[-1, 0.5]"])
+        assert config.data.degrade.wb_log_gain == 0.3 and config.data.degrade.gamma == (0.75, 1.4)
+        assert config.data.pair_input_edit.exposure_ev == (-1.0, 0.5)
+        assert build_config({}).data.pair_input_edit is None
+        with pytest.raises(ConfigError, match="data.degrade.*gamma"):
+            build_config({"data": {"degrade": {"gamma": [2, 1]}}})
+        with pytest.raises(ConfigError, match="data.pair_input_edit.expo"):
+            build_config({"data": {"pair_input_edit": {"expo": 1}}})
+
     def test_data_root_substitution(self):
         config = build_config({"data": {"root": "/photos", "synthetic": ["${data}/good"]}})
         assert config.data.synthetic == ["/photos/good"]

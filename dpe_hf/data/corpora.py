@@ -779,6 +779,9 @@ class PairedCrops(_CropStream):
         exact_resume: streams only: resume a shuffled stream by replaying the epoch up to the
             saved position (exact; reads the skipped examples' bytes again) instead of
             ``IterableDataset.load_state_dict`` (fast but drops the shuffle buffer's content).
+        input_edit: a ``DegradeConfig``: each input crop also gets a random global edit drawn
+            from it while its target stays the same (e.g. re-exposed inputs teach that the
+            expert's result does not depend on the camera's exposure). None: no edit.
     """
 
     def __init__(
@@ -791,10 +794,12 @@ class PairedCrops(_CropStream):
         augment: bool = True,
         input_column: str = "input",
         target_column: str = "target",
+        input_edit=None,
         **kwargs,
     ):
         super().__init__(dataset, (input_column, target_column), crop, seed,
                          max_side=max_side, augment=augment, **kwargs)
+        self.input_edit = input_edit
 
     def _decode_row(self, row):
         images = super()._decode_row(row)
@@ -811,7 +816,12 @@ class PairedCrops(_CropStream):
         if self.augment:
             k = int(rng.integers(0, 8))
             cx, cy = dihedral(cx, k), dihedral(cy, k)
-        return cx.float().div_(255.0), cy.float().div_(255.0)
+        cx, cy = cx.float().div_(255.0), cy.float().div_(255.0)
+        if self.input_edit is not None:
+            from dpe_hf.data.degrade import degrade
+
+            cx, _ = degrade(cx, seed=int(rng.integers(0, 2**31 - 1)), config=self.input_edit)
+        return cx, cy
 
 
 class ImageCrops(_CropStream):

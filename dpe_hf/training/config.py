@@ -45,6 +45,9 @@ class DataConfig:
     generated: int = 0  # also make this many procedural photos (smoke runs, no data needed)
     paired_weight: float = 0.5  # share of each batch drawn from real pairs when both kinds exist
     degrade: DegradeConfig = field(default_factory=DegradeConfig)  # ranges of the synthetic edits
+    # real pairs: a random edit of the input only (target kept), e.g. exposure and white balance
+    # only, so that the result learnt does not depend on how the camera exposed; null: none
+    pair_input_edit: DegradeConfig | None = None
     # unpaired (GAN): "ordinary photos" and "photos I like", folders or hub dataset ids
     source: list[str] = field(default_factory=list)
     target: list[str] = field(default_factory=list)
@@ -129,6 +132,9 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         if type(None) in args:
             return None
         raise ConfigError(f"{path}: may not be null")
+    sections = [h for h in (hint, *args) if dataclasses.is_dataclass(h)]
+    if sections and isinstance(value, dict):  # a section, possibly optional (`X | None`)
+        return _from_dict(sections[0], value, f"{path}.")
     if origin in (typing.Union, types.UnionType):
         for arg in (a for a in args if a is not type(None)):
             try:

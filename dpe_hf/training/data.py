@@ -67,7 +67,8 @@ def pair_stream(config: TrainConfig, accelerator):
         if not (data.input and data.expert):
             raise ConfigError("paired data needs both data.input (--input) and data.expert (--expert)")
         pairs = corpora.shard_for_process(paired_dataset(data), rank, world)
-        streams.append(corpora.PairedCrops(pairs, data.crop, seed, max_side=data.max_side))
+        streams.append(corpora.PairedCrops(pairs, data.crop, seed, max_side=data.max_side,
+                                                   input_edit=data.pair_input_edit))
         weights.append(data.paired_weight)
     good = list(data.synthetic)
     folder = generated_folder(config, accelerator)
