@@ -235,15 +235,26 @@ def exposure_consistency(scenes: Mapping[str, Sequence[str | Path]], method: Met
     all pairs of exposures. Higher is more consistent; identical results give inf.
 
     Returns {"mean": mean over scenes, "per_scene": {scene: score}}."""
+    def read(path):
+        return read_image(path, max_pixels=max_pixels)[0]
+
+    return bracket_consistency({scene: [lambda p=p: read(p) for p in paths] for scene, paths in scenes.items()},
+                               method, long_side=long_side)
+
+
+def bracket_consistency(scenes: Mapping[str, Sequence[Callable[[], np.ndarray]]], method: Method | None = None,
+                        *, long_side: int = 512) -> dict:
+    """`exposure_consistency` on exposures given as loaders (each returns an H x W x 3 uint
+    array), e.g. exposures made by editing one photo."""
     import torch
 
     per_scene = {}
-    for scene, paths in scenes.items():
-        if len(paths) < 2:
-            raise ValueError(f"scene {scene!r}: {len(paths)} exposure(s), need 2 or more")
+    for scene, loaders in scenes.items():
+        if len(loaders) < 2:
+            raise ValueError(f"scene {scene!r}: {len(loaders)} exposure(s), need 2 or more")
         results = []
-        for path in paths:
-            image, _ = read_image(path, max_pixels=max_pixels)
+        for load in loaders:
+            image = load()
             out = _as_float(image if method is None else method(image))
             results.append(torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None])
         per_scene[scene] = pairwise_psnr(_at_common_size(results, long_side))
