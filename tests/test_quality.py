@@ -122,3 +122,16 @@ def test_quality_table_has_the_previous_bundled_model(quality, data, capsys):
     assert "dpe-expertC @HEAD" in out and "expo PSNR" not in out
     assert quality.main(["--data", str(data), "--previous", "no-such-rev"]) == 2
     assert "--previous no-such-rev" in capsys.readouterr().err
+
+
+def test_exposure_bracket_is_a_linear_light_gain(quality, tmp_path):
+    path = tmp_path / "p.png"
+    photo = generated_photo((32, 40), 5)
+    Image.fromarray(photo).save(path)
+    assert np.array_equal(quality.exposure_bracket(path, 0.0), photo)
+    # hand-computed: sRGB decode, half the light, sRGB encode (IEC 61966-2-1)
+    x = photo.astype(np.float64) / 255
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) / 2
+    expect = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    got = quality.exposure_bracket(path, -1.0).astype(np.float64) / 255
+    assert np.abs(got - expect).max() <= 1 / 255 + 1e-6
