@@ -15,6 +15,7 @@ from dpe_hf import DPEGenerator
 from dpe_hf.awgan import AdaptiveLambda
 from dpe_hf.errors import ConfigError
 from dpe_hf.hub import load_generator
+from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import build_config, read_yaml
 from dpe_hf.training.gan import GANTask
 
@@ -86,6 +87,56 @@ def test_generator_step_freezes_the_critics(make_task):
     assert values["G/loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def buffers(modules) -> list[torch.Tensor]:
+    return [b.detach().clone() for m in modules for b in m.buffers()]
+
+
+def test_critic_step_leaves_the_generators_bn_statistics_alone(make_task):
+    # its generator forwards run in training mode; only the generator step may move BN statistics
+    task = make_task("gan2way")
+    x, y = batch(11), batch(12)
+    before = buffers(task.raw_generators)
+    task.critic_step(x, y)
+    assert all(torch.equal(a, b) for a, b in zip(before, buffers(task.raw_generators)))
+    task.generator_step(x, y)  # the check above could fail: this step does move them
+    assert not all(torch.equal(a, b) for a, b in zip(before, buffers(task.raw_generators)))
+
+
+def _critic(norm: str) -> DPEDiscriminator:
+    """A critic with zero conv biases (they are what breaks the gain invariance) and InstanceNorm
+    without its epsilon, with non-trivial InstanceNorm affine parameters."""
+    torch.manual_seed(0)
+    critic = DPEDiscriminator(width=0.25, norm=norm)
+    for m in critic.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.zeros_(m.bias)
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.eps = 0.0
+            torch.nn.init.normal_(m.weight, 1.0, 0.3)
+            torch.nn.init.normal_(m.bias, 0.0, 0.3)
+    return critic.eval()
+
+
+@torch.no_grad()
+def test_the_paper_critic_is_blind_to_a_global_gain_and_critic_norm_none_is_not():
+    x = 0.2 + 0.5 * batch(13, size=64)
+    paper, plain = _critic("instance"), _critic("none")
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in paper.modules())
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in plain.modules())
+    for gain in (0.5, 1.5):
+        # conv linear, LeakyReLU positively homogeneous, InstanceNorm removes the scale
+        torch.testing.assert_close(paper(gain * x), paper(x), rtol=1e-4, atol=1e-5)
+        # without it the critic is positively homogeneous: it sees the gain
+        torch.testing.assert_close(plain(gain * x), gain * plain(x), rtol=1e-4, atol=1e-8)
+        assert not torch.allclose(plain(gain * x), plain(x), rtol=0.1, atol=0.0)
+
+
+def test_critic_norm_reaches_the_critics(make_task):
+    task = make_task("gan2way", critic_norm="none")
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for d in task.raw_critics for m in d.modules())
+    assert all(math.isfinite(v) for v in task.critic_step(batch(14), batch(15)).values())
+
+
 def test_critic_step_moves_lambda_as_the_controller_says(make_task):
     task = make_task("gan2way", lambda_rule="paper", lambda0=10.0)
     # a one-step window so lambda decides after this very step
@@ -127,6 +178,7 @@ def test_lsgan_has_no_penalty_and_no_lambda(make_task):
     ({}, "data.source"),
     ({"gan": {"lambda_rule": "sometimes"}}, "gan.lambda_rule"),
     ({"gan": {"loss": "hinge"}}, "gan.loss"),
+    ({"gan": {"critic_norm": "batch"}}, "gan.critic_norm"),
     ({"grad_accum": 2}, "grad_accum"),
 ])
 def test_bad_gan_settings_are_named(tmp_path, settings, message):

@@ -4,6 +4,13 @@ conv -> LeakyReLU(0.2) -> InstanceNorm(affine) blocks: 3x3 s1 to 16 channels, th
 32, 64, 128, 128, 128 (512 -> 16x16), then a 16x16 valid conv to one score per image. No
 BatchNorm: the gradient penalty is computed per sample. At sizes other than 512 the 16x16 map
 is obtained by average pooling, so the critic takes crops of any size.
+
+`norm="none"` drops the InstanceNorm layers. Why offer it: conv is linear, LeakyReLU is
+positively homogeneous and InstanceNorm removes each channel's scale, so the paper's critic
+scores k*x like x for any gain k > 0 except through the first conv's biases (exactly, with
+zero biases): it is nearly blind to a global brightness/contrast gain, which is much of what
+tells one set of photos from another. Without the norm the critic sees it (with zero biases
+it is positively homogeneous: D(k x) = k D(x)); the gradient penalty alone bounds its slope.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dpe_hf.resources import model_card_template
 FINAL_GRID = 16
 MULTIPLE = 32  # five stride-2 convs
 MIN_SIZE = 64  # the last stride-2 conv needs a map larger than its mirror padding
+NORMS = ("instance", "none")  # the paper's; none (sees a global gain, see the module doc)
 
 
 class DPEDiscriminator(
@@ -31,14 +39,17 @@ class DPEDiscriminator(
 ):
     """WGAN critic: (B,3,H,W) in [0,1] -> (B,) scores (higher = more like the target set)."""
 
-    def __init__(self, width: float = 1.0, init_scale: float | None = None):
+    def __init__(self, width: float = 1.0, init_scale: float | None = None, norm: str = "instance"):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"DPEDiscriminator: norm must be one of {NORMS}, got {norm!r}")
         channels = [max(1, round(c * width)) for c in (16, 32, 64, 128, 128, 128)]
         layers: list[nn.Module] = []
         in_ch = 3
         for i, out_ch in enumerate(channels):
-            layers += [conv(in_ch, out_ch, 3 if i == 0 else 5, 1 if i == 0 else 2),
-                       nn.LeakyReLU(0.2), nn.InstanceNorm2d(out_ch, affine=True)]
+            layers += [conv(in_ch, out_ch, 3 if i == 0 else 5, 1 if i == 0 else 2), nn.LeakyReLU(0.2)]
+            if norm == "instance":
+                layers.append(nn.InstanceNorm2d(out_ch, affine=True))
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
         self.score = nn.Conv2d(in_ch, 1, FINAL_GRID)

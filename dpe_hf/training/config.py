@@ -71,6 +71,7 @@ class GANConfig:
     lambda0: float = 10.0
     critic_lr: float | None = None  # defaults to the generator's lr
     critic_width: float = 1.0
+    critic_norm: str = "instance"  # instance (paper) | none: a critic that sees a global gain
     image_every: int = 100
 
 
