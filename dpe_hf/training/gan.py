@@ -229,15 +229,14 @@ class GANTask:
         any weight update took a started-from model from 21.65 to 20.93 dB. So every buffer
         is put back: only the generator step moves them."""
         acc = self.accelerator
-        saved = [(b, b.clone()) for g in self.raw_generators for b in g.buffers()]
+        saved = buffer_snapshot(*self.raw_generators)
         try:
             with acc.autocast():
                 fakes = [self.raw_generators[0](x, bn_set=0).float()]  # y' = G_X(x)
                 if self.two_way:
                     fakes.append(self.raw_generators[1](y, bn_set=0).float())  # x' = G_Y(y)
         finally:
-            for buffer, copy in saved:
-                buffer.copy_(copy)
+            restore_buffers(saved)
         return fakes
 
     def critic_step(self, x: torch.Tensor, y: torch.Tensor, *, inject_nan: bool = False) -> dict[str, float]:

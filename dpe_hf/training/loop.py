@@ -119,10 +119,10 @@ def injected_nan_steps(accelerator) -> set[int]:
 
 
 def buffer_snapshot(*models: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copies of the models' floating-point buffers (BN statistics): a forward pass in training
-    mode updates them even when the step is then skipped, and NaN statistics would poison
-    the model. `restore_buffers` puts them back."""
-    return [(b, b.detach().clone()) for m in models for b in m.buffers() if b.is_floating_point()]
+    """Copies of the models' buffers (BN statistics and their batch counters): a forward pass in
+    training mode updates them even when the step is then skipped (and NaN statistics would
+    poison the model) or when it only makes fakes for a critic. `restore_buffers` puts them back."""
+    return [(b, b.detach().clone()) for m in models for b in m.buffers()]
 
 
 def restore_buffers(snapshot) -> None:
