@@ -285,7 +285,9 @@ def add_bracket_scores(rows: list[dict], methods: dict, pairs) -> None:
     """Each row gets "bracket_psnr": exposure consistency over `BRACKET_EV` re-exposures of the inputs."""
     from dpe_hf.evaluation import bracket_consistency
 
-    scenes = {stem: [lambda p=first, e=ev: exposure_bracket(p, e) for ev in BRACKET_EV] for stem, first, _ in pairs}
+    # made once for all methods: 4 small 8-bit copies per pair
+    brackets = {stem: [exposure_bracket(first, ev) for ev in BRACKET_EV] for stem, first, _ in pairs}
+    scenes = {stem: [lambda b=b: b for b in images] for stem, images in brackets.items()}
     for row in rows:
         row["bracket_psnr"] = bracket_consistency(scenes, methods[row["name"]])["mean"]
 

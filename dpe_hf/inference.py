@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dpe_hf.data.io import from_float, to_float32
 from dpe_hf.inference_numpy import enhance_pil
 from dpe_hf.models.generator import MULTIPLE
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
@@ -103,9 +104,9 @@ def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: in
     if method == "tiled" and low.shape != image.shape:
         return _enhance_tiled(generator, image, low, strength=strength, tile=tile, overlap=overlap,
                               colour=colour)
-    low_out = _network(generator, _unit(low), colour=colour)
+    low_out = _network(generator, to_float32(low), colour=colour)
     if low.shape == image.shape:  # small photo: the network ran at full size
-        return _from_unit(_blend(_unit(image), low_out, strength), image.dtype)
+        return from_float(_blend(to_float32(image), low_out, strength), image.dtype)
     carry = guided_upsample if method == "guided" else residual_upsample
     return carry(image, low, low_out, strength=strength, threads=threads)
 
@@ -118,7 +119,7 @@ def _enhance_tiled(generator: torch.nn.Module, image: np.ndarray, low: np.ndarra
     high; rows that no later tile touches are rounded into the output as soon as they are
     final, so memory holds the image, the output and one band."""
     tile, overlap = _tile_geometry(tile, overlap)
-    global_feature = generator.encode_global(_to_tensor(_srgb(_unit(low), colour), generator))
+    global_feature = generator.encode_global(_to_tensor(_srgb(to_float32(low), colour), generator))
     height, width = image.shape[:2]
     rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
     row_weights, col_weights = feather_weights(rows), feather_weights(cols)
@@ -126,11 +127,11 @@ def _enhance_tiled(generator: torch.nn.Module, image: np.ndarray, low: np.ndarra
     band = np.zeros((min(tile, height), width, 3), np.float32)
     for i, (y0, y1) in enumerate(rows):
         for (x0, x1), col_weight in zip(cols, col_weights):
-            x = _unit(image[y0:y1, x0:x1])
+            x = to_float32(image[y0:y1, x0:x1])
             y = _blend(x, _network(generator, x, global_feature, colour), strength)
             band[:y1 - y0, x0:x1] += y * (row_weights[i][:, None, None] * col_weight[None, :, None])
         final = rows[i + 1][0] if i + 1 < len(rows) else y1  # the next row of tiles starts there
-        out[y0:final] = _from_unit(band[:final - y0], image.dtype)
+        out[y0:final] = from_float(band[:final - y0], image.dtype)
         carried = y1 - final  # rows the next row of tiles still adds to
         band[:carried] = band[final - y0:y1 - y0]
         band[carried:] = 0.0
@@ -147,17 +148,6 @@ def _tile_geometry(tile: int, overlap: int) -> tuple[int, int]:
         raise ValueError(f"overlap must be an int >= 0, got {overlap!r}")
     tile = -(-tile // MULTIPLE) * MULTIPLE
     return tile, min(overlap, tile // 2) // MULTIPLE * MULTIPLE
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 H x W x 3 -> float32 in [0, 1]."""
-    return image.astype(np.float32) / np.float32(_dtype_scale(image.dtype))
-
-
-def _from_unit(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float in [0, 1] -> uint8 / uint16, clipped and rounded."""
-    scale = _dtype_scale(dtype)
-    return np.round(np.clip(values, 0, 1) * scale).astype(dtype)
 
 
 def _blend(x: np.ndarray, y: np.ndarray, strength: float) -> np.ndarray:

@@ -68,7 +68,7 @@ def pair_stream(config: TrainConfig, accelerator):
             raise ConfigError("paired data needs both data.input (--input) and data.expert (--expert)")
         pairs = corpora.shard_for_process(paired_dataset(data), rank, world)
         streams.append(corpora.PairedCrops(pairs, data.crop, seed, max_side=data.max_side,
-                                                   input_edit=data.pair_input_edit))
+                                               input_edit=data.pair_input_edit))
         weights.append(data.paired_weight)
     good = list(data.synthetic)
     folder = generated_folder(config, accelerator)
@@ -77,7 +77,7 @@ def pair_stream(config: TrainConfig, accelerator):
     if good:
         images = corpora.shard_for_process(corpora.load_images(good, streaming=data.streaming), rank, world)
         streams.append(corpora.SyntheticPairs(images, data.crop, seed + 500, max_side=data.max_side,
-                                                      degrade_config=data.degrade))
+                                                  degrade_config=data.degrade))
         weights.append(1.0 - data.paired_weight if streams[:-1] else 1.0)
     if not streams:
         raise ConfigError("no training data: give paired folders (--input/--expert), data.synthetic "
