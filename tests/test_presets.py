@@ -73,7 +73,7 @@ def test_precedence_preset_then_config_then_set(tmp_path, photos):
                          "--source", str(photos["source"]), "--target", str(photos["target"])])
     assert config.lr == 0.5  # the config file over the preset (1e-4)
     assert config.steps == 3  # --set over the config file
-    assert (config.data.crop, config.gan.n_critic) == (128, 5)  # the preset where nothing else says
+    assert (config.data.crop, config.gan.n_critic) == (128, 2)  # the preset where nothing else says
     assert config.data.source == [str(photos["source"])]
 
 
