@@ -1,0 +1,65 @@
+"""The model card's picture of known failure cases, drawn from photos we may redistribute.
+
+    python benchmarks/model_card_figure.py [--model dpe-expertC] [--out checkpoints/dpe-expertC/failures.jpg]
+
+FiveK photos cannot be shown outside research (their licence), so the card's pictures use the
+Debian wallpaper copies in `examples/` (CC-BY-4.0 / CC0, attribution in examples/ATTRIBUTION.md):
+
+* one row per example photo: input | output, to show what the model does to photos that were
+  already well exposed (it tends to brighten them further);
+* one row per exposure of `--bracket` (default fig_bowl.jpg) re-exposed by -1, -0.5, 0 and
+  +0.5 EV in linear light: input | output. A perfectly exposure-invariant enhancer would give
+  four equal outputs; the printed mean PSNR between the four outputs (as quality.py's "bracket
+  PSNR") says how far from that the model is, beside the same number for the four inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+import quality  # noqa: E402  (its sheets, exposure brackets and model loading)
+
+EXAMPLES = REPO_ROOT / "examples"
+THUMB_HEIGHT = 192
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=quality.BUNDLED)
+    parser.add_argument("--bracket", default="fig_bowl.jpg", help="example photo to re-expose")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / quality.BUNDLED / "failures.jpg")
+    args = parser.parse_args(argv)
+
+    from dpe_hf.data.io import read_image
+    from dpe_hf.evaluation import bracket_consistency
+
+    enhance = quality.model_method(args.model)
+    rows = []
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        image = read_image(path)[0]
+        rows.append((path.name, [image, enhance(image)]))
+    inputs = [quality.exposure_bracket(EXAMPLES / args.bracket, ev) for ev in quality.BRACKET_EV]
+    outputs = [enhance(image) for image in inputs]
+    for ev, image, output in zip(quality.BRACKET_EV, inputs, outputs):
+        rows.append((f"{args.bracket} re-exposed {ev:+.1f} EV", [image, output]))
+    sheet = quality.contact_sheet(rows, ["input", args.model], height=THUMB_HEIGHT)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.out, quality=85)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
+    loaders = {args.bracket: [lambda image=image: image for image in inputs]}
+    spread_out = bracket_consistency(loaders, enhance)["mean"]
+    spread_in = bracket_consistency(loaders)["mean"]
+    print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in quality.BRACKET_EV)} EV: mean PSNR between "
+          f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
