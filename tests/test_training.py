@@ -64,6 +64,13 @@ class TestConfig:
         with pytest.raises(ConfigError, match="data.pair_input_edit.expo"):
             build_config({"data": {"pair_input_edit": {"expo": 1}}})
 
+    def test_set_value_that_is_not_yaml_is_a_config_error(self):
+        # ${data} inside an unquoted flow list reads as a YAML mapping and fails to parse
+        with pytest.raises(ConfigError, match=r"--set 'data.synthetic=\[\$\{data\}/a\]'.*not valid YAML"):
+            build_config({}, overrides=["data.synthetic=[${data}/a]"])
+        config = build_config({"data": {"root": "/p"}}, overrides=['data.synthetic=["${data}/a"]'])
+        assert config.data.synthetic == ["/p/a"]
+
     def test_data_root_substitution(self):
         config = build_config({"data": {"root": "/photos", "synthetic": ["${data}/good"]}})
         assert config.data.synthetic == ["/photos/good"]

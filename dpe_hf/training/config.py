@@ -200,7 +200,13 @@ def build_config(*layers: dict, overrides: list[str] = ()) -> TrainConfig:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected key=value")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem}); "
+                              f"quote list items that contain {{ or }}, e.g. [\"${{data}}/photos\"]") from None
+        _set_dotted(tree, key.strip(), value)
     config = _from_dict(TrainConfig, tree)
     return substitute_data_root(config)
 
