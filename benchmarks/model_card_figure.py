@@ -10,7 +10,9 @@ Debian wallpaper copies in `examples/` (CC-BY-4.0 / CC0, attribution in examples
 * one row per exposure of `--bracket` (default fig_bowl.jpg) re-exposed by -1, -0.5, 0 and
   +0.5 EV in linear light: input | output. A perfectly exposure-invariant enhancer would give
   four equal outputs; the printed mean PSNR between the four outputs (as quality.py's "bracket
-  PSNR") says how far from that the model is, beside the same number for the four inputs.
+  PSNR") says how far from that the model is, beside the same number for the four inputs;
+* one row for `--dark` (default living_room.jpg) underexposed by 2.5 EV, as a dark indoor or
+  night photo: does the model brighten it or crush it? Its mean brightness is printed.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import quality  # noqa: E402  (its sheets, exposure brackets and model loading)
 
 EXAMPLES = REPO_ROOT / "examples"
 THUMB_HEIGHT = 192
+UNDEREXPOSED_EV = -2.5
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=quality.BUNDLED)
     parser.add_argument("--bracket", default="fig_bowl.jpg", help="example photo to re-expose")
+    parser.add_argument("--dark", default="living_room.jpg", help="example photo to underexpose")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / quality.BUNDLED / "failures.jpg")
     args = parser.parse_args(argv)
 
@@ -47,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     outputs = [enhance(image) for image in inputs]
     for ev, image, output in zip(quality.BRACKET_EV, inputs, outputs):
         rows.append((f"{args.bracket} re-exposed {ev:+.1f} EV", [image, output]))
+    dark = quality.exposure_bracket(EXAMPLES / args.dark, UNDEREXPOSED_EV)
+    dark_output = enhance(dark)
+    rows.append((f"{args.dark} underexposed {UNDEREXPOSED_EV:+.1f} EV", [dark, dark_output]))
     sheet = quality.contact_sheet(rows, ["input", args.model], height=THUMB_HEIGHT)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=85)
@@ -55,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                              for images in (inputs, outputs))
     print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in quality.BRACKET_EV)} EV: mean PSNR between "
           f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
+    print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
+          f"{dark_output.mean() / 255:.3f} out (the photo as it was: "
+          f"{quality.exposure_bracket(EXAMPLES / args.dark, 0.0).mean() / 255:.3f})")
     return 0
 
 

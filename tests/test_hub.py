@@ -87,5 +87,7 @@ def test_add_to_hf_cache_layout(tmp_path):
 
 
 def test_the_bundled_card_is_the_published_one():
-    published = REPO / "model_cards" / "dpe-expertC.md"
-    assert (bundled_models()[DEFAULT_MODEL] / "README.md").read_text() == published.read_text()
+    assert DEFAULT_MODEL in bundled_models()
+    for name, folder in bundled_models().items():  # every bundled style has its card
+        published = REPO / "model_cards" / f"{name}.md"
+        assert (folder / "README.md").read_text() == published.read_text(), name
