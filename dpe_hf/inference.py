@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from dpe_hf.data.io import from_float, to_float32
-from dpe_hf.inference_numpy import enhance_pil
+from dpe_hf.inference_numpy import dtype_scale, enhance_pil
 from dpe_hf.models.generator import MULTIPLE
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.icc import SrgbConverter, srgb_converter
@@ -242,20 +242,10 @@ def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEF
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
-        scale = _dtype_scale(image.dtype)
+        scale = dtype_scale(image.dtype)
         if scale != 1.0:
             return enhance_array(generator, image, icc_profile=icc_profile, **options)
         u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
         out = enhance_array(generator, u16, icc_profile=icc_profile, **options)
         return (out / np.float32(65535.0)).astype(image.dtype)
     raise TypeError(f"enhance() takes a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
-
-
-def _dtype_scale(dtype: np.dtype) -> float:
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if np.issubdtype(dtype, np.floating):
-        return 1.0
-    raise ValueError(f"unsupported array dtype {dtype}: use uint8, uint16 or float in [0,1]")

@@ -28,7 +28,8 @@ METHODS = ("guided", "residual")
 # -- enhancement ----------------------------------------------------------------------------
 
 
-def _dtype_scale(dtype: np.dtype) -> float:
+def dtype_scale(dtype: np.dtype) -> float:
+    """The value of white for an image array: 255, 65535, or 1.0 for floats; else ValueError."""
     if dtype == np.uint8:
         return 255.0
     if dtype == np.uint16:
@@ -54,7 +55,7 @@ def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DE
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
-    scale = _dtype_scale(image.dtype)
+    scale = dtype_scale(image.dtype)
     colour = srgb_converter(icc_profile)
     low = downscale_long_side(image, max_side)
     run = getattr(generator, "run", generator)
@@ -90,7 +91,7 @@ def enhance_numpy(generator: Any, image, *, max_side: int = DEFAULT_MAX_SIDE, st
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
-        scale = _dtype_scale(image.dtype)
+        scale = dtype_scale(image.dtype)
         if scale != 1.0:
             return enhance_array_numpy(generator, image, icc_profile=icc_profile, **options)
         u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
