@@ -43,10 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from dpe_hf.evaluation import bracket_consistency
 
     enhance = quality.model_method(args.model)
-    rows = []
-    for path in sorted(EXAMPLES.glob("*.jpg")):
-        image = read_image(path)[0]
-        rows.append((path.name, [image, enhance(image)]))
+    photos = {path.name: read_image(path)[0] for path in sorted(EXAMPLES.glob("*.jpg"))}
+    rows = [(name, [image, enhance(image)]) for name, image in photos.items()]
     inputs = [quality.exposure_bracket(EXAMPLES / args.bracket, ev) for ev in quality.BRACKET_EV]
     outputs = [enhance(image) for image in inputs]
     for ev, image, output in zip(quality.BRACKET_EV, inputs, outputs):
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
           f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
           f"{dark_output.mean() / 255:.3f} out (the photo as it was: "
-          f"{quality.exposure_bracket(EXAMPLES / args.dark, 0.0).mean() / 255:.3f})")
+          f"{photos[args.dark].mean() / 255:.3f})")
     return 0
 
 
