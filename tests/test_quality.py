@@ -135,3 +135,29 @@ def test_exposure_bracket_is_a_linear_light_gain(quality, tmp_path):
     expect = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
     got = quality.exposure_bracket(path, -1.0).astype(np.float64) / 255
     assert np.abs(got - expect).max() <= 1 / 255 + 1e-6
+
+
+# -- benchmarks/error_split.py ----------------------------------------------------------------------
+
+
+def test_error_split_affine_map_recovers_a_global_gain(data, capsys):
+    spec = importlib.util.spec_from_file_location("error_split", REPO / "benchmarks" / "error_split.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # the fixture's inputs are expert C times 0.7 (rounded down): one affine map per channel
+    # undoes it up to rounding, so the fitted PSNR of the input must be far above the plain one
+    assert module.main(["--data", str(data), "--ids", "a0001,a0002"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    identity = {cells[1].strip(" *"): (float(cells[2].strip(" *")), float(cells[3].strip(" *")))
+                for cells in rows if cells[0].strip(" *") == "identity"}
+    assert set(identity) == {"a0001", "a0002", "mean of 2"}
+    plain, fitted = identity["a0001"]
+    assert plain < 25 and fitted > 45
+    assert [cells[0].strip(" *") for cells in rows].count("dpe-expertC") == 3
+    gain = np.full((4, 4, 3), 0.5, np.float32)
+    np.testing.assert_allclose(module.best_affine_per_channel(gain * [0.2, 0.4, 0.8], gain), gain, atol=1e-6)
+    # a curve learnt from two pairs undoes the same gain on the third (within a 64-level bin)
+    assert module.main(["--data", str(data), "--ids", "a0003", "--curve-from", "a0001,a0002"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    plain = {cells[0].strip(" *"): float(cells[2].strip(" *")) for cells in rows if "mean of" in cells[1]}
+    assert plain["mean curve"] > plain["identity"] + 10
