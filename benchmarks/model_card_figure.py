@@ -13,6 +13,10 @@ Debian wallpaper copies in `examples/` (CC-BY-4.0 / CC0, attribution in examples
   PSNR") says how far from that the model is, beside the same number for the four inputs;
 * one row for `--dark` (default living_room.jpg) underexposed by 2.5 EV, as a dark indoor or
   night photo: does the model brighten it or crush it? Its mean brightness is printed.
+
+With the data folder at hand, the mean brightness of one very dark, noisy real scene,
+`--dark-scene` (default SICE 101_2_ in ../shared/data/fullres/sice-scenes), is printed too (not
+drawn: SICE is for research only).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import quality  # noqa: E402  (its sheets, exposure brackets and model loading)
 EXAMPLES = REPO_ROOT / "examples"
 THUMB_HEIGHT = 192
 UNDEREXPOSED_EV = -2.5
+DARK_SCENE = quality.DEFAULT_DATA / quality.SCENES / "101_2_.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bracket", default="fig_bowl.jpg", help="example photo to re-expose")
     parser.add_argument("--dark", default="living_room.jpg", help="example photo to underexpose")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / quality.BUNDLED / "failures.jpg")
+    parser.add_argument("--dark-scene", type=Path, default=DARK_SCENE,
+                        help="a very dark real photo whose brightness in and out is printed (if it exists)")
     args = parser.parse_args(argv)
 
     from dpe_hf.data.io import read_image
@@ -63,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
           f"{dark_output.mean() / 255:.3f} out (the photo as it was: "
           f"{photos[args.dark].mean() / 255:.3f})")
+    if args.dark_scene.is_file():
+        scene = read_image(args.dark_scene)[0]
+        print(f"{args.dark_scene.name}: mean brightness {scene.mean() / 255:.3f} in, "
+              f"{enhance(scene).mean() / 255:.3f} out")
     return 0
 
 

@@ -25,7 +25,9 @@ scene, averaged over the scenes. Higher means the result depends less on the cam
 No expert is involved: a method that returns a constant image scores inf, so read it beside
 the paired scores. Caveat of the data: despite their names, the 4 SICE exposures of a scene
 hardly differ (mean brightness within 4 % in 15 of 16 scenes, all dark), so leaving a photo
-alone is nearly the most consistent thing to do and brightening amplifies the differences.
+alone is nearly the most consistent thing to do and brightening amplifies the differences,
+while darkening (crushing) them shrinks the differences and scores higher. Column "expo mean"
+is the mean level (0-1) of the method's results on these scenes, to read beside it.
 
 Hence a second measure with real exposure differences (column "bracket PSNR"): every fivek-dev
 input of the selected pairs is re-exposed by -1, -0.5, 0 and +0.5 EV in linear light (clipped,
@@ -59,6 +61,7 @@ SUBSET = "fivek-dev"
 SCENES = Path("fullres") / "sice-scenes"
 BUNDLED = "dpe-expertC"
 EXPOSURE_COLUMN = ("expo_psnr", "expo PSNR", 2)
+EXPOSURE_LEVEL_COLUMN = ("expo_level", "expo mean", 3)
 BRACKET_COLUMN = ("bracket_psnr", "bracket PSNR", 2)
 BRACKET_EV = (-1.0, -0.5, 0.0, 0.5)
 THUMB_HEIGHT = 256
@@ -263,10 +266,22 @@ def score_pairs(pairs, methods: dict) -> tuple[list[dict], list[dict]]:
 
 
 def add_exposure_scores(rows: list[dict], methods: dict, scenes: dict) -> None:
-    """Each row gets "expo_psnr" (mean over scenes) and "expo_per_scene"."""
+    """Each row gets "expo_psnr" (mean over scenes), "expo_per_scene" and "expo_level", the mean
+    level (0-1) of its results: darkening these dark scenes shrinks the differences between
+    their exposures and so raises expo PSNR, hence the two are read together."""
+    from dpe_hf.data.io import to_float32
+
     for row in rows:
-        result = exposure_consistency(scenes, methods[row["name"]])
+        levels = []
+
+        def recorded(image, method=methods[row["name"]]):
+            out = method(image)
+            levels.append(float(to_float32(out).mean()))
+            return out
+
+        result = exposure_consistency(scenes, recorded)
         row["expo_psnr"], row["expo_per_scene"] = result["mean"], result["per_scene"]
+        row["expo_level"] = sum(levels) / len(levels)
 
 
 def exposure_bracket(path: Path, ev: float) -> np.ndarray:
@@ -333,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; expo PSNR: {len(scenes)} {SCENES.name}, mean PSNR between exposures of a scene" if scenes else "")
               + ("; bracket PSNR: the inputs at -1/-0.5/0/+0.5 EV" if not args.no_exposure else ""))
         print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
-                           extra=[EXPOSURE_COLUMN] * bool(scenes) + [BRACKET_COLUMN] * (not args.no_exposure)))
+                           extra=[EXPOSURE_COLUMN, EXPOSURE_LEVEL_COLUMN] * bool(scenes)
+                           + [BRACKET_COLUMN] * (not args.no_exposure)))
     return 1 if failed else 0
 
 

@@ -107,6 +107,11 @@ def test_quality_json_has_the_exposure_score_and_the_sheets_are_drawn(quality, d
     names = [row["name"] for row in result["methods"]]
     assert names == ["identity", "auto-levels", "PIL autocontrast", "dpe-expertC"]
     assert all(row["expo_psnr"] > 0 and set(row["expo_per_scene"]) == {"10", "2"} for row in result["methods"])
+    # the identity's mean level on the scenes is that of the scene files themselves
+    scenes = sorted((data / "fullres" / "sice-scenes").glob("*.jpg"))
+    level = np.mean([np.asarray(Image.open(p), dtype=np.float64).mean() / 255 for p in scenes])
+    assert result["methods"][0]["expo_level"] == pytest.approx(level, abs=1e-6)
+    assert all(0 < row["expo_level"] < 1 for row in result["methods"])
     # rows: a label strip and a 256 px row per pair; columns: input | dpe-expertC | expert C
     assert Image.open(sheet).height > 2 * 256 and Image.open(failures).height < 2 * 256
     assert Image.open(sheet).width > 3 * 256 * 56 / 40
