@@ -89,14 +89,15 @@ def test_one_tile_is_the_network_on_the_full_photo_with_the_low_copys_look(rando
 
 
 def test_feathered_tiles_leave_no_visible_seams(bundled):
-    # Measured with the bundled model: 64 px tiles overlapping by 32 differ from one whole tile
-    # by at most 1 level (also 1 on a 900 x 506 photo with 256 / 64 px tiles); butted tiles
-    # (overlap 0) by 6-8 levels along their borders.
+    # Measured with the bundled model (the bound depends on the weights): 64 px tiles overlapping
+    # by 32 differ from one whole tile by at most 2 levels here (1 with the previous weights; 1 on
+    # a 768 x 511 photo with 256 / 64 px tiles); butted tiles (overlap 0) by 7-22 levels along
+    # their borders. 2 levels of 255 are invisible, a seam is not.
     image = generated_photo((150, 230), seed=2)
     whole = enhance_array(bundled, image, method="tiled", tile=1024, max_side=96).astype(int)
     feathered = enhance_array(bundled, image, method="tiled", tile=64, overlap=32, max_side=96)
     butted = enhance_array(bundled, image, method="tiled", tile=64, overlap=0, max_side=96)
-    assert np.abs(feathered - whole).max() <= 1
+    assert np.abs(feathered - whole).max() <= 2
     assert np.abs(butted - whole).max() >= 4  # the check would see a seam
 
 
