@@ -10,9 +10,9 @@ is what a perfect per-photo choice of brightness, contrast and colour balance wo
 what remains below the second column is local (detail, spatially varying tone). The input
 itself (identity) is scored the same way.
 
-`--curve-from IDS` adds a method that adapts to nothing: one tone curve per channel, the mean
-expert C value for each of 64 input levels over the pairs IDS (e.g. the ids a model trained on),
-applied to every photo. A model that chooses per photo should beat it.
+`--lut-from IDS` adds a method that adapts to nothing: one 33^3 colour LUT fitted to map the
+inputs of the pairs IDS (e.g. the ids a model trained on) to expert C, applied to every photo
+(`dpe_hf.export.lut`, as `dpe lut`). A model that chooses per photo should beat it.
 """
 
 from __future__ import annotations
@@ -41,24 +41,16 @@ def best_affine_per_channel(output: np.ndarray, reference: np.ndarray) -> np.nda
     return fitted
 
 
-def mean_curve_method(pairs, bins: int = 64):
-    """The per-channel curve that maps each input level to expert C's mean output for it over
-    `pairs` (levels never seen are left as they are), as a method on uint8 / uint16 arrays."""
-    sums, counts = np.zeros((3, bins)), np.zeros((3, bins))
+def fixed_lut_method(pairs):
+    """One 3D LUT fitted to map the inputs of `pairs` to expert C (`dpe_hf.export.lut`, each
+    photo weighing alike), as a method: the same colour transform for every photo."""
+    from dpe_hf.export.lut import LutFitter, apply_lut
+
+    fitter = LutFitter()
     for _, input_path, expert_path in pairs:
-        image, reference = to_float32(read_image(input_path)[0]), to_float32(read_image(expert_path)[0])
-        for c in range(3):
-            level = np.minimum((image[..., c] * bins).astype(int), bins - 1).ravel()
-            sums[c] += np.bincount(level, reference[..., c].ravel(), bins)
-            counts[c] += np.bincount(level, None, bins)
-    centres = (np.arange(bins) + 0.5) / bins
-    curves = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
-
-    def method(image: np.ndarray) -> np.ndarray:
-        x = to_float32(image)
-        return np.stack([np.interp(x[..., c], centres, curves[c]) for c in range(3)], axis=-1)
-
-    return method
+        fitter.add(read_image(input_path)[0], read_image(expert_path)[0])
+    lut = fitter.solve()
+    return lambda image: apply_lut(image, lut)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,22 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="M",
                         help=f"model folder, run folder, bundled name or hub repo id (default {quality.BUNDLED})")
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
-    parser.add_argument("--curve-from", metavar="IDS", help="also score the mean curve of these pairs")
+    parser.add_argument("--lut-from", metavar="IDS", help="also score one LUT fitted to these pairs")
     args = parser.parse_args(argv)
     data = quality.data_folder(parser, args.data)
     pairs = quality.select_pairs(parser, data / quality.SUBSET, args.ids)
     methods = {"identity": None}
-    if args.curve_from:
-        methods["mean curve"] = mean_curve_method(quality.select_pairs(parser, data / quality.SUBSET, args.curve_from))
+    if args.lut_from:
+        methods["fixed LUT"] = fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, args.lut_from))
     methods.update({spec: quality.model_method(spec) for spec in args.model or [quality.BUNDLED]})
+    photos = [(stem, read_image(first)[0], to_float32(read_image(ref)[0])) for stem, first, ref in pairs]
 
     print("| method | pair | PSNR (dB) | after the best global affine map (dB) |")
     print("|---|---|---|---|")
     for name, method in methods.items():
         plain, fitted = [], []
-        for stem, input_path, expert_path in pairs:
-            image, _ = read_image(input_path)
-            reference = to_float32(read_image(expert_path)[0])
+        for stem, image, reference in photos:
             output = to_float32(image if method is None else method(image))
             plain.append(score_arrays(output, reference)["psnr"])
             fitted.append(score_arrays(best_affine_per_channel(output, reference), reference)["psnr"])

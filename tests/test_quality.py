@@ -161,8 +161,8 @@ def test_error_split_affine_map_recovers_a_global_gain(data, capsys):
     assert [cells[0].strip(" *") for cells in rows].count("dpe-expertC") == 3
     gain = np.full((4, 4, 3), 0.5, np.float32)
     np.testing.assert_allclose(module.best_affine_per_channel(gain * [0.2, 0.4, 0.8], gain), gain, atol=1e-6)
-    # a curve learnt from two pairs undoes the same gain on the third (within a 64-level bin)
-    assert module.main(["--data", str(data), "--ids", "a0003", "--curve-from", "a0001,a0002"]) == 0
+    # a LUT learnt from two pairs undoes the same gain on the third
+    assert module.main(["--data", str(data), "--ids", "a0003", "--lut-from", "a0001,a0002"]) == 0
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
     plain = {cells[0].strip(" *"): float(cells[2].strip(" *")) for cells in rows if "mean of" in cells[1]}
-    assert plain["mean curve"] > plain["identity"] + 10
+    assert plain["fixed LUT"] > plain["identity"] + 10
