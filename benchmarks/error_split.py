@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, model loading)
 
 from dpe_hf.data.io import read_image, to_float32  # noqa: E402
-from dpe_hf.evaluation import score_arrays  # noqa: E402
 
 
 def best_affine_per_channel(output: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -39,6 +38,16 @@ def best_affine_per_channel(output: np.ndarray, reference: np.ndarray) -> np.nda
         (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
         fitted[..., c] = np.clip(a * output[..., c] + b, 0.0, 1.0)
     return fitted
+
+
+def psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB) of two H x W x 3 float images, by `dpe_hf.metrics.psnr` (the only score used
+    here, so SSIM and ΔE00 are not computed)."""
+    import torch
+
+    from dpe_hf.metrics import psnr as psnr_tensor
+
+    return psnr_tensor(*(torch.from_numpy(x).permute(2, 0, 1) for x in (output, reference))).item()
 
 
 def fixed_lut_method(pairs):
@@ -63,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = quality.data_folder(parser, args.data)
     pairs = quality.select_pairs(parser, data / quality.SUBSET, args.ids)
-    methods = {"identity": None}
+    methods = {"identity": quality.identity}
     if args.lut_from:
         methods["fixed LUT"] = fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, args.lut_from))
     methods.update({spec: quality.model_method(spec) for spec in args.model or [quality.BUNDLED]})
@@ -74,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, method in methods.items():
         plain, fitted = [], []
         for stem, image, reference in photos:
-            output = to_float32(image if method is None else method(image))
-            plain.append(score_arrays(output, reference)["psnr"])
-            fitted.append(score_arrays(best_affine_per_channel(output, reference), reference)["psnr"])
+            output = to_float32(method(image))
+            plain.append(psnr(output, reference))
+            fitted.append(psnr(best_affine_per_channel(output, reference), reference))
             print(f"| {name} | {stem} | {plain[-1]:.2f} | {fitted[-1]:.2f} |")
         print(f"| **{name}** | **mean of {len(pairs)}** | **{np.mean(plain):.2f}** | **{np.mean(fitted):.2f}** |")
     return 0

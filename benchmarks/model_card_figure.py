@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a very dark real photo whose brightness in and out is printed (if it exists)")
     args = parser.parse_args(argv)
 
-    from dpe_hf.data.io import read_image
+    from dpe_hf.data.io import read_image, to_float32
     from dpe_hf.evaluation import bracket_consistency
 
     enhance = quality.model_method(args.model)
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
           f"{dark_output.mean() / 255:.3f} out (the photo as it was: "
           f"{photos[args.dark].mean() / 255:.3f})")
-    if args.dark_scene.is_file():
+    if args.dark_scene.is_file():  # any photo a user names, so 8 or 16 bits
         scene = read_image(args.dark_scene)[0]
-        print(f"{args.dark_scene.name}: mean brightness {scene.mean() / 255:.3f} in, "
-              f"{enhance(scene).mean() / 255:.3f} out")
+        print(f"{args.dark_scene.name}: mean brightness {to_float32(scene).mean():.3f} in, "
+              f"{to_float32(enhance(scene)).mean():.3f} out")
     return 0
 
 
