@@ -10,9 +10,8 @@ is what a perfect per-photo choice of brightness, contrast and colour balance wo
 what remains below the second column is local (detail, spatially varying tone). The input
 itself (identity) is scored the same way.
 
-`--lut-from IDS` adds a method that adapts to nothing: one 33^3 colour LUT fitted to map the
-inputs of the pairs IDS (e.g. the ids a model trained on) to expert C, applied to every photo
-(`dpe_hf.export.lut`, as `dpe lut`). A model that chooses per photo should beat it.
+`--lut-from IDS` adds the method that adapts to nothing, `quality.py`'s "fixed LUT": one 33^3
+colour LUT fitted to map the inputs of the pairs IDS to expert C, applied to every photo.
 """
 
 from __future__ import annotations
@@ -50,18 +49,6 @@ def psnr(output: np.ndarray, reference: np.ndarray) -> float:
     return psnr_tensor(*(torch.from_numpy(x).permute(2, 0, 1) for x in (output, reference))).item()
 
 
-def fixed_lut_method(pairs):
-    """One 3D LUT fitted to map the inputs of `pairs` to expert C (`dpe_hf.export.lut`, each
-    photo weighing alike), as a method: the same colour transform for every photo."""
-    from dpe_hf.export.lut import LutFitter, apply_lut
-
-    fitter = LutFitter()
-    for _, input_path, expert_path in pairs:
-        fitter.add(read_image(input_path)[0], read_image(expert_path)[0])
-    lut = fitter.solve()
-    return lambda image: apply_lut(image, lut)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="data folder holding fivek-dev/")
@@ -74,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = quality.select_pairs(parser, data / quality.SUBSET, args.ids)
     methods = {"identity": quality.identity}
     if args.lut_from:
-        methods["fixed LUT"] = fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, args.lut_from))
+        methods["fixed LUT"] = quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, args.lut_from))
     methods.update({spec: quality.model_method(spec) for spec in args.model or [quality.BUNDLED]})
     photos = [(stem, read_image(first)[0], to_float32(read_image(ref)[0])) for stem, first, ref in pairs]
 

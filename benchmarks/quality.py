@@ -2,7 +2,7 @@
 and exposure consistency on the SICE scenes.
 
     python benchmarks/quality.py [--data ../shared/data] [--model M ...] [--ids a4514,a2803] [--json]
-        [--previous REV] [--contact-sheet [PNG]] [--failures N [--failures-sheet PNG]]
+        [--previous REV] [--lut-from IDS] [--contact-sheet [PNG]] [--failures N [--failures-sheet PNG]]
 
 Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (14 pairs, same names) and
 prints one row per method with the mean over the pairs:
@@ -10,7 +10,11 @@ prints one row per method with the mean over the pairs:
 * identity          the input itself (the floor any enhancer must beat);
 * auto-levels       each channel stretched so its 0.5 and 99.5 percentiles go to 0 and 1, clipped;
 * PIL autocontrast  PIL.ImageOps.autocontrast(img, cutoff=0.5);
-* every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance.
+* every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance;
+* fixed LUT         with `--lut-from IDS`: expert C's average look, one 33^3 colour LUT fitted to
+                    map the inputs of the pairs IDS (e.g. those a model trained on) to expert C
+                    and applied to every photo (`dpe_hf.export.lut`, as `dpe lut`). It adapts to
+                    nothing, so a model that chooses per photo should beat it.
 
 * dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
                     beside the new one.
@@ -98,6 +102,19 @@ def model_method(spec: str):
 
     generator = load_generator(spec)
     return lambda image: enhance(generator, image)
+
+
+def fixed_lut_method(pairs):
+    """One 3D LUT fitted to map the inputs of `pairs` to expert C (`dpe_hf.export.lut`, each
+    photo weighing alike), as a method: the same colour transform for every photo."""
+    from dpe_hf.data.io import read_image
+    from dpe_hf.export.lut import LutFitter, apply_lut
+
+    fitter = LutFitter()
+    for _, input_path, expert_path in pairs:
+        fitter.add(read_image(input_path)[0], read_image(expert_path)[0])
+    lut = fitter.solve()
+    return lambda image: apply_lut(image, lut)
 
 
 def previous_model_method(rev: str):
@@ -213,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--previous", metavar="REV",
                         help=f"also score checkpoints/{BUNDLED} as committed at this git revision")
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
+    parser.add_argument("--lut-from", metavar="IDS",
+                        help="also score one LUT fitted to map these pairs' inputs to expert C")
     parser.add_argument("--no-exposure", action="store_true", help=f"skip the exposure consistency ({SCENES})")
     parser.add_argument("--contact-sheet", type=Path, nargs="?", const=DEFAULT_SHEET, metavar="PNG",
                         help="write input | each model's output | expert C for every pair "
@@ -321,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if (args.contact_sheet or args.failures) and not models:
         parser.error("--contact-sheet and --failures show models' outputs: give --model or --previous")
-    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": pil_autocontrast, **models}
+    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": pil_autocontrast}
+    if args.lut_from:
+        methods["fixed LUT"] = fixed_lut_method(select_pairs(parser, data / SUBSET, args.lut_from))
+    methods.update(models)
 
     start = time.perf_counter()
     rows, failed = score_pairs(pairs, methods)

@@ -65,12 +65,17 @@ def test_a_scene_needs_two_exposures(tmp_path):
 # -- benchmarks/quality.py --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", REPO / "benchmarks" / "quality.py")
+def load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def quality():
+    return load_benchmark("quality")
 
 
 @pytest.fixture
@@ -146,9 +151,7 @@ def test_exposure_bracket_is_a_linear_light_gain(quality, tmp_path):
 
 
 def test_error_split_affine_map_recovers_a_global_gain(data, capsys):
-    spec = importlib.util.spec_from_file_location("error_split", REPO / "benchmarks" / "error_split.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("error_split")
     # the fixture's inputs are expert C times 0.7 (rounded down): one affine map per channel
     # undoes it up to rounding, so the fitted PSNR of the input must be far above the plain one
     assert module.main(["--data", str(data), "--ids", "a0001,a0002"]) == 0
@@ -166,3 +169,63 @@ def test_error_split_affine_map_recovers_a_global_gain(data, capsys):
     rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[2:]]
     plain = {cells[0].strip(" *"): float(cells[2].strip(" *")) for cells in rows if "mean of" in cells[1]}
     assert plain["fixed LUT"] > plain["identity"] + 10
+
+
+# -- benchmarks/crossval.py -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crossval():
+    return load_benchmark("crossval")
+
+
+def training_run(folder: Path, trained: list[str], held_out: list[str]) -> Path:
+    """A run folder as train_accelerate.py leaves it: config.yaml and the generator (here the bundled one)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(REPO / "checkpoints" / "dpe-expertC", folder / "generator")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"data": {"ids": trained, "val_ids": held_out}}))
+    return folder
+
+
+def test_crossval_pools_each_pair_scored_by_the_fold_that_held_it_out(crossval, quality, data, tmp_path, capsys):
+    first = training_run(tmp_path / "f1", ["a0001", "a0002"], ["a0003"])
+    second = training_run(tmp_path / "f2", ["a0002", "a0003"], ["a0001"])
+    assert crossval.main(["--data", str(data), "--runs", str(first), str(second), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {row["name"]: row for row in result["methods"]}
+    assert [p["name"] for p in result["per_pair"]["model"]] == ["a0003", "a0001"]
+    # the pooled identity and model scores are quality.py's over the same two pairs
+    assert quality.main(["--data", str(data), "--ids", "a0001,a0003", "--model", "dpe-expertC", "--json",
+                         "--no-exposure"]) == 0
+    direct = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    for name, same in (("identity", "identity"), ("model", "dpe-expertC")):
+        for key in ("psnr", "ssim", "delta_e"):
+            assert rows[name][key] == pytest.approx(direct[same][key], rel=1e-9)
+    assert rows["identity"]["fold1"] != rows["identity"]["fold2"]
+    # the inputs are expert C times 0.7: a LUT fitted to the other pairs undoes that
+    assert rows["fixed LUT"]["psnr"] > rows["identity"]["psnr"] + 10
+
+
+def test_crossval_refuses_folds_that_leak_or_overlap(crossval, data, tmp_path, capsys):
+    leaky = training_run(tmp_path / "leaky", ["a0001", "a0003"], ["a0003"])
+    with pytest.raises(SystemExit) as exit_info:
+        crossval.main(["--data", str(data), "--runs", str(leaky)])
+    assert exit_info.value.code == 2 and "trained on pairs it holds out: a0003" in capsys.readouterr().err
+    first = training_run(tmp_path / "f1", ["a0001"], ["a0003"])
+    second = training_run(tmp_path / "f2", ["a0002"], ["a0003"])
+    with pytest.raises(SystemExit):
+        crossval.main(["--data", str(data), "--runs", str(first), str(second)])
+    assert "a0003 is held out by both" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        crossval.main(["--data", str(data), "--runs", str(tmp_path)])
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_quality_lut_from_adds_expert_cs_average_look(quality, data, capsys):
+    assert quality.main(["--data", str(data), "--ids", "a0003", "--lut-from", "a0001,a0002", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    assert list(rows) == ["identity", "auto-levels", "PIL autocontrast", "fixed LUT"]
+    assert rows["fixed LUT"]["psnr"] > rows["identity"]["psnr"] + 10 and "expo_psnr" in rows["fixed LUT"]

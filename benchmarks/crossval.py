@@ -1,0 +1,107 @@
+"""K-fold cross-validation over the fivek-dev pairs: every pair scored by a model that did not
+train on it.
+
+    python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--json]
+
+Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
+the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
+folder loads as its model. No run may hold out a pair it trained on, and no pair may be held out
+by two runs. configs/dpe-expertC.yaml gives the `--set` flags that train its folds.
+
+Prints one row per method with PSNR / SSIM / ΔE00 against expert C over all held-out pairs
+pooled (each pair weighing alike), then the PSNR of each fold:
+
+* identity, auto-levels  as in quality.py;
+* fixed LUT              quality.py's `--lut-from`, fitted in each fold to that fold's training
+                         pairs: expert C's average look, learnt from the same pairs as the model;
+* model                  each fold's run, on the pairs it held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, methods)
+
+from dpe_hf.evaluation import evaluate_pairs, format_table, mean_scores  # noqa: E402
+
+METHODS = ("identity", "auto-levels", "fixed LUT", "model")
+
+
+def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
+    """(trained-on ids, held-out ids) from the run's config.yaml."""
+    import yaml
+
+    path = run / "config.yaml"
+    if not path.is_file():
+        parser.error(f"{run}: no config.yaml (not a training run folder)")
+    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    trained, held_out = list(data.get("ids") or []), list(data.get("val_ids") or [])
+    if not trained or not held_out:
+        parser.error(f"{path}: data.ids and data.val_ids must both list fivek-dev pairs")
+    leaked = sorted(set(trained) & set(held_out))
+    if leaked:
+        parser.error(f"{path}: trained on pairs it holds out: {', '.join(leaked)}")
+    return trained, held_out
+
+
+def fold_methods(parser, data: Path, run: Path, trained: list[str]) -> dict:
+    return {"identity": quality.identity, "auto-levels": quality.auto_levels,
+            "fixed LUT": quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, ",".join(trained))),
+            "model": quality.model_method(str(run))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", type=Path, required=True, metavar="RUN",
+                        help="training run folders, one per fold")
+    parser.add_argument("--data", type=Path, default=None, help=f"data folder holding {quality.SUBSET}/")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    data = quality.data_folder(parser, args.data)
+    folds = [(run, *read_fold(parser, run)) for run in args.runs]
+    seen: dict[str, Path] = {}
+    for run, _, held_out in folds:
+        for stem in held_out:
+            if stem in seen:
+                parser.error(f"{stem} is held out by both {seen[stem]} and {run}")
+            seen[stem] = run
+    from dpe_hf.errors import ModelLoadError
+
+    per_pair = {name: [] for name in METHODS}  # every held-out pair's scores, fold after fold
+    fold_psnr = {name: [] for name in METHODS}
+    failed = []
+    for run, trained, held_out in folds:
+        pairs = quality.select_pairs(parser, data / quality.SUBSET, ",".join(held_out))
+        try:
+            methods = fold_methods(parser, data, run, trained)
+        except ModelLoadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for name, method in methods.items():
+            result = evaluate_pairs(pairs, method, on_error=lambda m: print(f"error: {m}", file=sys.stderr))
+            failed += result.failed
+            per_pair[name] += [{**row, "fold": str(run)} for row in result.rows]
+            fold_psnr[name].append(result.mean["psnr"] if result.rows else float("nan"))
+
+    rows = [{"name": name, **(mean_scores(per_pair[name]) or {}),
+             **{f"fold{i}": psnr for i, psnr in enumerate(fold_psnr[name], 1)}} for name in METHODS]
+    if args.json:
+        print(json.dumps({"folds": [{"run": str(run), "trained": trained, "held_out": held_out}
+                                    for run, trained, held_out in folds],
+                          "methods": rows, "per_pair": per_pair, "failed": failed}, indent=2))
+    else:
+        print(f"{quality.SUBSET}: {len(seen)} pairs in {len(folds)} folds, each scored by the fold that held it out;"
+              " scores pooled over the pairs, then each fold's PSNR")
+        print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
+                           extra=[(f"fold{i}", f"fold {i} ({len(held)})", 2)
+                                  for i, (_, _, held) in enumerate(folds, 1)]))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
