@@ -28,10 +28,12 @@ brought to long side 512 and the score is the mean PSNR over the 6 pairs of expo
 scene, averaged over the scenes. Higher means the result depends less on the camera's exposure.
 No expert is involved: a method that returns a constant image scores inf, so read it beside
 the paired scores. Caveat of the data: despite their names, the 4 SICE exposures of a scene
-hardly differ (mean brightness within 4 % in 15 of 16 scenes, all dark), so leaving a photo
-alone is nearly the most consistent thing to do and brightening amplifies the differences,
-while darkening (crushing) them shrinks the differences and scores higher. Column "expo mean"
-is the mean level (0-1) of the method's results on these scenes, to read beside it.
+hardly differ (mean brightness within 4 % in 15 of 16 scenes, all dark) and are not aligned
+(the camera moved between shots: in scene 661 the differences are edges), so leaving a photo
+alone is nearly the most consistent thing to do, brightening or adding contrast amplifies the
+differences, and darkening (crushing) them shrinks the differences and scores higher; expert C's
+average look (`--lut-from`) darkens them. Column "expo mean" is the mean level (0-1) of the
+method's results on these scenes, to read beside it.
 
 Hence a second measure with real exposure differences (column "bracket PSNR"): every fivek-dev
 input of the selected pairs is re-exposed by -1, -0.5, 0 and +0.5 EV in linear light (clipped,
