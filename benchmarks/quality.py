@@ -10,11 +10,11 @@ prints one row per method with the mean over the pairs:
 * identity          the input itself (the floor any enhancer must beat);
 * auto-levels       each channel stretched so its 0.5 and 99.5 percentiles go to 0 and 1, clipped;
 * PIL autocontrast  PIL.ImageOps.autocontrast(img, cutoff=0.5);
-* every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance;
 * fixed LUT         with `--lut-from IDS`: expert C's average look, one 33^3 colour LUT fitted to
                     map the inputs of the pairs IDS (e.g. those a model trained on) to expert C
                     and applied to every photo (`dpe_hf.export.lut`, as `dpe lut`). It adapts to
-                    nothing, so a model that chooses per photo should beat it.
+                    nothing, so a model that chooses per photo should beat it;
+* every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance.
 
 * dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
                     beside the new one.
