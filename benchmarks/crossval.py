@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     from dpe_hf.errors import ModelLoadError
 
     per_pair = {name: [] for name in METHODS}  # every held-out pair's scores, fold after fold
-    fold_psnr = {name: [] for name in METHODS}
     failed = []
     for run, trained, held_out in folds:
         pairs = quality.select_pairs(parser, data / quality.SUBSET, ",".join(held_out))
@@ -86,10 +85,14 @@ def main(argv: list[str] | None = None) -> int:
             result = evaluate_pairs(pairs, method, on_error=lambda m: print(f"error: {m}", file=sys.stderr))
             failed += result.failed
             per_pair[name] += [{**row, "fold": str(run)} for row in result.rows]
-            fold_psnr[name].append(result.mean["psnr"] if result.rows else float("nan"))
+
+    def fold_psnr(name: str, run: Path) -> float:
+        scores = mean_scores([row for row in per_pair[name] if row["fold"] == str(run)])
+        return scores["psnr"] if scores else float("nan")
 
     rows = [{"name": name, **(mean_scores(per_pair[name]) or {}),
-             **{f"fold{i}": psnr for i, psnr in enumerate(fold_psnr[name], 1)}} for name in METHODS]
+             **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)}}
+            for name in METHODS]
     if args.json:
         print(json.dumps({"folds": [{"run": str(run), "trained": trained, "held_out": held_out}
                                     for run, trained, held_out in folds],
