@@ -1,7 +1,7 @@
 """K-fold cross-validation over the fivek-dev pairs: every pair scored by a model that did not
 train on it.
 
-    python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--json]
+    python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F] [--json]
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
@@ -49,10 +49,10 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
     return trained, held_out
 
 
-def fold_methods(parser, data: Path, run: Path, trained: list[str]) -> dict:
+def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str) -> dict:
     return {"identity": quality.identity, "auto-levels": quality.auto_levels,
             "fixed LUT": quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, ",".join(trained))),
-            "model": quality.model_method(str(run))}
+            "model": quality.model_method(str(run / model_folder))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", type=Path, required=True, metavar="RUN",
                         help="training run folders, one per fold")
     parser.add_argument("--data", type=Path, default=None, help=f"data folder holding {quality.SUBSET}/")
+    parser.add_argument("--model-folder", default="generator",
+                        help="the model's folder in each run (generator_online: the last weights of a run "
+                             "that published its weight average, ema_decay)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     data = quality.data_folder(parser, args.data)
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     for run, trained, held_out in folds:
         pairs = quality.select_pairs(parser, data / quality.SUBSET, ",".join(held_out))
         try:
-            methods = fold_methods(parser, data, run, trained)
+            methods = fold_methods(parser, data, run, trained, args.model_folder)
         except ModelLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -224,6 +224,31 @@ def test_crossval_refuses_folds_that_leak_or_overlap(crossval, data, tmp_path, c
     assert "no config.yaml" in capsys.readouterr().err
 
 
+def test_crossval_scores_the_model_folder_it_is_given(crossval, data, tmp_path, capsys):
+    import shutil
+
+    first = training_run(tmp_path / "f1", ["a0001", "a0002"], ["a0003"])
+    shutil.copytree(REPO / "checkpoints" / "dpe-expertC-lowlight", first / "generator_online")
+    scores = {}
+    for folder in ("generator", "generator_online"):
+        assert crossval.main(["--data", str(data), "--runs", str(first), "--model-folder", folder, "--json"]) == 0
+        scores[folder] = next(m for m in json.loads(capsys.readouterr().out)["methods"] if m["name"] == "model")
+    assert scores["generator"]["psnr"] != scores["generator_online"]["psnr"]
+
+
+def test_cv_sweep_plans_every_variant_seed_and_fold_without_leaks(data, tmp_path):
+    sweep = load_benchmark("cv_sweep")
+    folds = sweep.fold_ids(data)
+    assert [held for _, held in folds] == [["a0001"], ["a0002"], ["a0003"]]  # every third id from the k-th
+    for trained, held in folds:
+        assert sorted(trained + held) == ["a0001", "a0002", "a0003"] and not set(trained) & set(held)
+    args = sweep.argparse.Namespace(data=data, set=["ema_decay=0.9"])
+    command = sweep.run_command(args, tmp_path / "run", 3, ["steps=20"], *folds[1])
+    flags = [command[i + 1] for i, x in enumerate(command) if x == "--set"]
+    assert flags == ["seed=3", "data.ids=[a0001,a0003]", "data.val_ids=[a0002]", "ema_decay=0.9", "steps=20"]
+    assert "--resume" in command  # a sweep stopped at its deadline goes on when run again
+
+
 def test_quality_lut_from_adds_expert_cs_average_look(quality, data, capsys):
     assert quality.main(["--data", str(data), "--ids", "a0003", "--lut-from", "a0001,a0002", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}

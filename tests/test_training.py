@@ -107,6 +107,51 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_weight_average_follows_the_warmed_up_formula():
+    from dpe_hf.training.ema import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1))
+    weight, running_mean, counter = model[0].weight, model[1].running_mean, model[1].num_batches_tracked
+    with torch.no_grad():
+        weight.fill_(1.0)
+    average = WeightAverage(model, decay=0.5)
+    with torch.no_grad():
+        weight.fill_(3.0)
+        running_mean.fill_(2.0)
+        counter.fill_(7)
+    average.update(model)  # decay min(0.5, 1/10) = 0.1
+    assert average.model[0].weight.item() == pytest.approx(0.1 * 1 + 0.9 * 3)
+    assert average.model[1].running_mean.item() == pytest.approx(0.9 * 2)
+    assert average.model[1].num_batches_tracked.item() == 7  # counters are copied, not averaged
+    with torch.no_grad():
+        weight.fill_(5.0)
+    average.update(model)  # decay min(0.5, 2/11)
+    assert average.model[0].weight.item() == pytest.approx(2 / 11 * 2.8 + 9 / 11 * 5)
+    for _ in range(20):
+        average.update(model)
+    assert average.current_decay() == 0.5  # the warm-up is over
+    assert weight.item() == 5.0 and not average.model[0].weight.requires_grad
+    restored = WeightAverage(model, decay=0.5)
+    restored.load_state_dict(average.state_dict())
+    assert restored.updates == 22 and torch.equal(restored.model[0].weight, average.model[0].weight)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        build_config({"ema_decay": 1.0})
+
+
+def test_weight_average_is_published_and_resumes_exactly(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    average = ["--set", "ema_decay=0.9"]
+    run_training(["--config", str(SMOKE), "--output-dir", str(straight), *average])
+    run_training(["--config", str(SMOKE), "--output-dir", str(split), *average, "--set", "stop_at=3"])
+    run_training(["--config", str(SMOKE), "--output-dir", str(split), *average, "--resume"])
+    assert digests(split) == digests(straight)
+    published = load_generator(straight).state_dict()
+    online = load_generator(straight / "generator_online").state_dict()
+    resumed = load_generator(split).state_dict()
+    assert all(torch.equal(published[k], resumed[k]) for k in published)
+    assert not all(torch.equal(published[k], online[k]) for k in published)
+
+
 @pytest.mark.slow
 def test_two_processes_end_with_identical_weights(tmp_path):
     run = tmp_path / "run"

@@ -85,6 +85,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     lr_decay_start: float = 0.5  # constant lr, then linear to 0 from this fraction of the steps
     grad_accum: int = 1
+    ema_decay: float = 0.0  # > 0: the published generator is this moving average of the weights (training/ema.py)
     mixed_precision: str = "no"  # no | bf16 | fp16
     channels_last: bool = False
     log_every: int = 10
@@ -101,6 +102,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: {self.ema_decay} is not in [0, 1) (0 turns the average off)")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision: {self.mixed_precision!r} is not one of no, bf16, fp16")
 

@@ -20,6 +20,7 @@ from dpe_hf.metrics import psnr
 from dpe_hf.training.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from dpe_hf.training.config import TrainConfig, to_dict
 from dpe_hf.training.data import validation_pairs
+from dpe_hf.training.ema import WeightAverage
 from dpe_hf.training.progress import Progress
 
 
@@ -151,6 +152,10 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
         (run_dir / "config.yaml").write_text(_yaml(to_dict(config)))
     set_seed(config.seed)  # the same initial weights on every process
     task = make_task(config, accelerator)
+    average = None
+    if config.ema_decay:
+        average = WeightAverage(task.enhancer(), config.ema_decay)
+        accelerator.register_for_checkpointing(average)  # saved and restored with the checkpoints
     log = RunLog(accelerator, run_dir)
     val_pairs = validation_pairs(config) if accelerator.is_main_process else []
 
@@ -192,6 +197,8 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
                 continue
         else:
             bad_streak = 0
+            if average is not None:
+                average.update(task.enhancer())
             if not all(math.isfinite(v) for v in values.values()):
                 accelerator.print(f"step {done}: non-finite value {values}")
             logged = done % config.log_every == 0 or done == config.steps
@@ -199,7 +206,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
                 log(done, values)
         if config.val_every and (done % config.val_every == 0 or done == config.steps):
             if accelerator.is_main_process:
-                scores = validate(task.enhancer(), val_pairs, config.data.max_side)
+                scores = validate(_enhancer(task, average), val_pairs, config.data.max_side)
                 log(done, scores)
                 if scores:
                     progress.note(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
@@ -220,15 +227,29 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
         accelerator.end_training()
         return run_dir
 
-    for model in task.final_models().values():
+    models = final_models(task, average)
+    for model in models.values():
         sync_buffers(accelerator, model)
-    _write_digest(accelerator, run_dir, task.final_models())
+    _write_digest(accelerator, run_dir, models)
     save_checkpoint(accelerator, run_dir, config.steps, {"step": config.steps, "data": task.data_state()},
                     keep=config.keep_checkpoints)
     if accelerator.is_main_process:
-        _publish(task, config, run_dir, push_to_hub)
+        _publish(models, config, run_dir, push_to_hub)
     accelerator.end_training()
     return run_dir
+
+
+def _enhancer(task, average: WeightAverage | None) -> torch.nn.Module:
+    return task.enhancer() if average is None else average.model
+
+
+def final_models(task, average: WeightAverage | None) -> dict[str, torch.nn.Module]:
+    """The task's models by folder name; with `ema_decay`, `generator` is the weight average
+    and the last weights are kept as `generator_online`."""
+    models = task.final_models()
+    if average is not None:
+        models = {**models, "generator": average.model, "generator_online": models["generator"]}
+    return models
 
 
 def _restore_last_good(accelerator, task, run_dir: Path, done: int, streak: int, restored_from):
@@ -267,15 +288,15 @@ def _write_digest(accelerator, run_dir: Path, models) -> None:
     (folder / f"process_{accelerator.process_index}.txt").write_text(weights_digest(models) + "\n")
 
 
-def _publish(task, config: TrainConfig, run_dir: Path, push_to_hub: str | None) -> None:
+def _publish(models: dict, config: TrainConfig, run_dir: Path, push_to_hub: str | None) -> None:
     from dpe_hf.hub import model_card_kwargs
 
-    for name, model in task.final_models().items():
+    for name, model in models.items():
         folder = run_dir / name
         (folder / "README.md").unlink(missing_ok=True)  # regenerate the card for this run
         model.save_pretrained(folder, model_card_kwargs=model_card_kwargs(config, run_dir))
     if push_to_hub:
-        model = task.final_models()["generator"]
+        model = models["generator"]
         model.push_to_hub(push_to_hub, model_card_kwargs=model_card_kwargs(config, run_dir, repo_id=push_to_hub))
 
 
