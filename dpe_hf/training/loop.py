@@ -227,7 +227,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
         accelerator.end_training()
         return run_dir
 
-    models = final_models(task, average)
+    models = _final_models(task, average)
     for model in models.values():
         sync_buffers(accelerator, model)
     _write_digest(accelerator, run_dir, models)
@@ -243,7 +243,7 @@ def _enhancer(task, average: WeightAverage | None) -> torch.nn.Module:
     return task.enhancer() if average is None else average.model
 
 
-def final_models(task, average: WeightAverage | None) -> dict[str, torch.nn.Module]:
+def _final_models(task, average: WeightAverage | None) -> dict[str, torch.nn.Module]:
     """The task's models by folder name; with `ema_decay`, `generator` is the weight average
     and the last weights are kept as `generator_online`."""
     models = task.final_models()
