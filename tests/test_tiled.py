@@ -90,9 +90,10 @@ def test_one_tile_is_the_network_on_the_full_photo_with_the_low_copys_look(rando
 
 def test_feathered_tiles_leave_no_visible_seams(bundled):
     # Measured with the bundled model (the bound depends on the weights): 64 px tiles overlapping
-    # by 32 differ from one whole tile by at most 2 levels here (with the weights of 2026-11-27 and
-    # the two before them; 1 on a 768 x 511 photo with 256 / 64 px tiles); butted tiles (overlap 0)
-    # by 7-22 levels along their borders (15 here). 2 levels of 255 are invisible, a seam is not.
+    # by 32 differ from one whole tile by at most 2 levels here (1 with the weights of 2026-11-27, 2
+    # with the two before them; 1 on a 768 x 511 photo with 256 / 64 px tiles); butted tiles
+    # (overlap 0) by 7-22 levels along their borders (9 here). 2 levels of 255 are invisible, a
+    # seam is not.
     image = generated_photo((150, 230), seed=2)
     whole = enhance_array(bundled, image, method="tiled", tile=1024, max_side=96).astype(int)
     feathered = enhance_array(bundled, image, method="tiled", tile=64, overlap=32, max_side=96)
