@@ -2,7 +2,7 @@
 each (variant, seed) with benchmarks/crossval.py: the way to compare recipes on a GPU machine.
 
     python benchmarks/cv_sweep.py --data ../shared/data --out runs/sweep --seeds 0 1 2 \\
-        --variant base --variant steps2000 steps=2000 --set ema_decay=0.995 [--parallel 18]
+        --variant steps1000 steps=1000 --variant steps2000 --set ema_decay=0.995 [--parallel 24] [--final]
 
 A variant is a name and the `--set` values it adds to configs/dpe-expertC.yaml (after the
 `--set` values common to all); the folds are crossval.py's: every third fivek-dev id in sorted
@@ -50,14 +50,15 @@ def train_all(args, jobs: list[tuple[Path, list[str]]]) -> None:
     """Run the jobs, `args.parallel` at a time, until done or until the deadline."""
     deadline = time.monotonic() + args.deadline if args.deadline else None
     todo = [job for job in jobs if not (job[0] / "generator").is_dir()]
-    running: list[tuple[subprocess.Popen, Path]] = []
+    running: list[tuple[subprocess.Popen, Path, object]] = []  # (process, run folder, its log file)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     while todo or running:
         if deadline and time.monotonic() > deadline:
-            for proc, run in running:
+            for proc, _, _ in running:
                 proc.send_signal(signal.SIGTERM)  # the run saves a checkpoint and exits
-            for proc, run in running:
+            for proc, _, log in running:
                 proc.wait()
+                log.close()
             print(f"deadline: stopped {len(running)} runs, {len(todo)} not started", flush=True)
             return
         while todo and len(running) < args.parallel:
@@ -66,11 +67,13 @@ def train_all(args, jobs: list[tuple[Path, list[str]]]) -> None:
             # own datasets cache: parallel runs would otherwise queue on one cache's file locks
             log = open(run.parent / f"{run.name}.log", "a")
             running.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             env={**env, "HF_DATASETS_CACHE": str(run / "hf_cache")}), run))
+                                             env={**env, "HF_DATASETS_CACHE": str(run / "hf_cache")}), run, log))
         time.sleep(2)
-        for proc, run in list(running):
+        for job in list(running):
+            proc, run, log = job
             if proc.poll() is not None:
-                running.remove((proc, run))
+                running.remove(job)
+                log.close()
                 print(f"{run}: exit {proc.returncode}", flush=True)
 
 

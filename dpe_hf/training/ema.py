@@ -1,7 +1,8 @@
 """An exponential moving average of the generator's weights (`ema_decay` in the config).
 
-With a few real pairs, where a run ends depends on the last few mini-batches: the average of
-the weights over the last few hundred steps is a steadier model than the last weights. This is
+With a few real pairs, where a run ends depends on the last few mini-batches, and the average of
+the weights over the last few hundred steps can be a steadier model than the last weights (for
+the bundled recipe, whose learning rate decays to 0, it was not: README, Results). This is
 the average that timm (`ModelEmaV2`) and diffusers (`EMAModel`) keep, with TensorFlow's
 warm-up: the decay at update n is min(decay, (1 + n) / (10 + n)), so that the first updates
 are not dominated by the initial weights. Floating-point buffers (BatchNorm's running
