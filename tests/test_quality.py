@@ -249,6 +249,30 @@ def test_cv_sweep_plans_every_variant_seed_and_fold_without_leaks(data, tmp_path
     assert "--resume" in command  # a sweep stopped at its deadline goes on when run again
 
 
+def test_paired_look_is_the_documented_edit_and_pairs_are_laid_out_for_the_preset(tmp_path):
+    look = load_benchmark("paired_look")
+    # grey stays grey: 0.06 + 0.9 * v, then gains 1.06 / 1 / 0.9
+    grey = np.full((1, 1, 3), 200, np.uint8)
+    v = 0.06 + 0.9 * 200 / 255
+    assert look.your_look(grey)[0, 0].tolist() == [round(v * 1.06 * 255), round(v * 255), round(v * 0.9 * 255)]
+    red = np.array([[[255, 0, 0]]], np.uint8)  # saturation scaled by 0.75 around the grey mean
+    r, g = 85 + 0.75 * 170, 85 - 0.75 * 85
+    assert look.your_look(red)[0, 0, :2].tolist() == [round(min(1, (0.06 + 0.9 * r / 255) * 1.06) * 255),
+                                                      round((0.06 + 0.9 * g / 255) * 255)]
+    data = tmp_path / "data"
+    for sub in ("input", "expertC"):
+        (data / "fivek-dev" / sub).mkdir(parents=True)
+    for i, stem in enumerate(look.TRAIN[:2] + look.HELD_OUT[:1]):
+        photo = generated_photo((24, 32), i)
+        Image.fromarray(photo).save(data / "fivek-dev" / "expertC" / f"{stem}.png")
+        Image.fromarray(photo // 2).save(data / "fivek-dev" / "input" / f"{stem}.png")
+    look.write_pairs(data, tmp_path / "out")
+    assert sorted(p.stem for p in (tmp_path / "out/train/after").iterdir()) == sorted(look.TRAIN[:2])
+    after = np.asarray(Image.open(tmp_path / "out/fivek-dev/expertC" / f"{look.HELD_OUT[0]}.png"))
+    expert = np.asarray(Image.open(data / "fivek-dev/expertC" / f"{look.HELD_OUT[0]}.png"))
+    assert np.array_equal(after, look.your_look(expert))
+
+
 def test_quality_lut_from_adds_expert_cs_average_look(quality, data, capsys):
     assert quality.main(["--data", str(data), "--ids", "a0003", "--lut-from", "a0001,a0002", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
