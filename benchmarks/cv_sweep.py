@@ -10,8 +10,8 @@ order, the first fold being the bundled config's own split. Each run goes to
 OUT/VARIANT/sSEED/foldK and is resumed if it is there (a finished one is kept), so a sweep
 stopped by `--deadline` (each running training gets SIGTERM and saves a checkpoint) goes on
 where it stopped when run again. Prints a table of pooled PSNR / SSIM / ΔE00 per variant and
-seed, and writes OUT/results.json. With ema_decay set, each variant is also scored on its last
-weights (VARIANT/online, the runs' generator_online). With `--final`, each variant and seed is
+seed, and writes OUT/results.json. Runs that published a weight average (ema_decay) are also
+scored on their last weights (VARIANT/online, the runs' generator_online). With `--final`, each variant and seed is
 also trained on all the pairs (OUT/VARIANT/sSEED/all, no validation): the model to ship once
 the cross-validation has chosen the recipe.
 """
@@ -78,8 +78,6 @@ def train_all(args, jobs: list[tuple[Path, list[str]]]) -> None:
 
 
 def score(args, variant: str, seed: int, runs: list[Path], folder: str) -> dict | None:
-    if not all((run / folder).is_dir() for run in runs):
-        return None
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "crossval.py"), "--data", str(args.data),
                              "--runs", *map(str, runs), "--model-folder", folder, "--json"],
                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -117,25 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     train_all(args, jobs)
     print(f"training: {time.monotonic() - start:.0f} s", flush=True)
 
-    averaged = any(s.startswith("ema_decay=") and float(s.split("=", 1)[1]) > 0 for s in args.set)
-    folders = {"": "generator", "/online": "generator_online"} if averaged else {"": "generator"}
     from concurrent.futures import ThreadPoolExecutor
 
+    # generator_online is there only where the runs kept a weight average: the folders say which
     tasks = [(variant + suffix, seed, runs, folder) for (variant, seed), runs in plan.items()
-             for suffix, folder in folders.items()]
+             for suffix, folder in (("", "generator"), ("/online", "generator_online"))
+             if all((run / folder).is_dir() for run in runs)]
     with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
         scored = list(pool.map(lambda t: score(args, *t), tasks))
-    rows = []
+    rows, baselines = [], {}
     for (name, seed, _, _), result in zip(tasks, scored):
         if result is None:
             continue
         model = next(m for m in result["methods"] if m["name"] == "model")
         rows.append({"variant": name, "seed": seed, **{k: model[k] for k in ("psnr", "ssim", "delta_e")},
                      "folds": [model[f"fold{k + 1}"] for k in range(FOLDS)], "per_pair": result["per_pair"]["model"]})
-        baselines = {m["name"]: m for m in result["methods"] if m["name"] != "model"}
+        baselines = {m["name"]: m for m in result["methods"] if m["name"] != "model"}  # the same in every fold set
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"rows": rows, "baselines": baselines if rows else {}},
-                                                      indent=1))
+    (args.out / "results.json").write_text(json.dumps({"rows": rows, "baselines": baselines}, indent=1))
     print(f"{'variant':<24} {'seed':>4} {'PSNR':>6} {'SSIM':>6} {'dE00':>6}  folds")
     for row in rows:
         print(f"{row['variant']:<24} {row['seed']:>4} {row['psnr']:6.2f} {row['ssim']:6.3f} {row['delta_e']:6.2f}  "
