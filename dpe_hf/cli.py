@@ -134,6 +134,10 @@ def _add_enhance(sub) -> None:
                         "(default: the bundled model)")
     p.add_argument("--strength", type=_fraction, default=1.0,
                    help="blend between the input (0) and the full enhancement (1); default 1")
+    p.add_argument("--auto-exposure", action="store_true",
+                   help="re-expose each photo to the same brightness before the network sees it, so "
+                        "that photos of a shoot taken at different exposures come out alike (the "
+                        "models otherwise keep a dark photo darker, as expert C does)")
     p.add_argument("--suffix", default=DEFAULT_SUFFIX,
                    help=f"added to each output's file stem (default {DEFAULT_SUFFIX!r}; write "
                         "--suffix=-x for one that starts with '-')")
@@ -275,7 +279,8 @@ def _cmd_enhance(args) -> int:
     if generator is None:
         return EXIT_USAGE
 
-    options = dict(max_side=args.max_side, strength=args.strength, method=args.method)
+    options = dict(max_side=args.max_side, strength=args.strength, method=args.method,
+                   auto_exposure=args.auto_exposure)
     if getattr(generator, "numpy_native", False):  # OnnxGenerator: the torch-free path
         if args.method == "tiled":
             _error(f"{args.model}: --method tiled needs a PyTorch model (an ONNX model computes its "
@@ -312,7 +317,8 @@ def _save_lut(generator, image, job: _Job, args) -> None:
     path = job.output.with_name(f"{job.source.stem}.cube")
     if path.exists() and not args.overwrite:
         raise ImageWriteError(path, "exists; use --overwrite")
-    low_in, low_out = network_pair(generator, image, max_side=args.max_side, strength=args.strength)
+    low_in, low_out = network_pair(generator, image, max_side=args.max_side, strength=args.strength,
+                                   auto_exposure=args.auto_exposure)
     job.output.parent.mkdir(parents=True, exist_ok=True)
     write_cube(path, fit_lut(low_in, low_out), title=f"DPE {job.source.stem}")
 

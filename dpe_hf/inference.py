@@ -33,8 +33,9 @@ import torch
 from PIL import Image
 
 from dpe_hf.data.io import from_float, to_float32
-from dpe_hf.inference_numpy import dtype_scale, enhance_pil
+from dpe_hf.inference_numpy import blend, dtype_scale, enhance_pil
 from dpe_hf.models.generator import MULTIPLE
+from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.icc import SrgbConverter, srgb_converter
 from dpe_hf.ops.resize import resize_long_side, resize_to
@@ -80,24 +81,30 @@ def _check_method(method: str) -> None:
 def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
                   strength: float = 1.0, method: str = "guided", threads: int | None = None,
                   tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                  icc_profile: bytes | None = None) -> np.ndarray:
+                  icc_profile: bytes | None = None, auto_exposure: bool = False) -> np.ndarray:
     """Enhance an H x W x 3 uint8 / uint16 array at its own size; returns the same dtype.
 
     The network sees an area-averaged copy with long side `max_side`; its result is carried to
     full size by `method` strip by strip (`dpe_hf.ops.guided`), never as a full-size float.
     ``method="tiled"`` runs the network on tiles of the full-size photo instead (`tile`,
     `overlap`: see `_tile_geometry`). `icc_profile`: the photo's ICC profile, if any; the
-    result is in the same colour space. Numpy generators (`OnnxGenerator`) go through
-    `dpe_hf.inference_numpy`.
+    result is in the same colour space. `auto_exposure`: re-expose the photo first
+    (`dpe_hf.ops.exposure.even_exposure`); the result, at any strength, is measured against the
+    photo as given. Numpy generators (`OnnxGenerator`) go through `dpe_hf.inference_numpy`.
     """
     if getattr(generator, "numpy_native", False):
         from dpe_hf.inference_numpy import enhance_array_numpy
 
         return enhance_array_numpy(generator, image, max_side=max_side, strength=strength,
-                                   method=method, threads=threads, icc_profile=icc_profile)
+                                   method=method, threads=threads, icc_profile=icc_profile,
+                                   auto_exposure=auto_exposure)
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if auto_exposure:  # the strength blends with the photo as given, not the re-exposed one
+        out = enhance_array(generator, even_exposure(image), max_side=max_side, method=method, threads=threads,
+                            tile=tile, overlap=overlap, icc_profile=icc_profile)
+        return blend(image, out, strength)
     colour = srgb_converter(icc_profile)
     low = downscale_long_side(image, max_side)
     generator.eval()
@@ -213,7 +220,8 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 
 def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
             strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
-            overlap: int = DEFAULT_OVERLAP, icc_profile: bytes | None = None) -> ImageLike:
+            overlap: int = DEFAULT_OVERLAP, icc_profile: bytes | None = None,
+            auto_exposure: bool = False) -> ImageLike:
     """Enhance one photo at its own size and return it as the type it was given.
 
     - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha
@@ -223,23 +231,27 @@ def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEF
     - torch tensor (3,H,W) or (B,3,H,W), float in [0,1]: `enhance_tensor`; same shape and dtype.
     `method`: "guided" (default), "residual" or "tiled" (with `tile` and `overlap` in pixels),
     see the module docstring. `icc_profile`: the photo's ICC profile for arrays (a PIL image's
-    own is used when None; the result carries it); not for tensors.
+    own is used when None; the result carries it); not for tensors. `auto_exposure`: re-expose
+    the photo first (`dpe_hf.ops.exposure`); not for tensors.
     """
     _check_method(method)
     if getattr(generator, "numpy_native", False) and isinstance(image, (Image.Image, np.ndarray)):
         from dpe_hf.inference_numpy import enhance_numpy  # torch-free path (`OnnxGenerator`)
 
         return enhance_numpy(generator, image, max_side=max_side, strength=strength, method=method,
-                             icc_profile=icc_profile)
+                             icc_profile=icc_profile, auto_exposure=auto_exposure)
     options = dict(max_side=max_side, strength=strength, method=method, tile=tile, overlap=overlap)
     if isinstance(image, torch.Tensor):
+        if auto_exposure:
+            raise ValueError("auto_exposure takes a PIL image or a numpy array, not a tensor")
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = enhance_tensor(generator, batched.float(), **options).to(image.dtype)
         return out if image.ndim == 4 else out[0]
     if isinstance(image, Image.Image):
-        return enhance_pil(lambda rgb, icc: enhance(generator, rgb, icc_profile=icc, **options), image,
-                           icc_profile)
+        return enhance_pil(lambda rgb, icc: enhance(generator, rgb, icc_profile=icc, auto_exposure=auto_exposure,
+                                                    **options), image, icc_profile)
     if isinstance(image, np.ndarray):
+        options["auto_exposure"] = auto_exposure
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
         scale = dtype_scale(image.dtype)

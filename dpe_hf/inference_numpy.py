@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from dpe_hf.ops import guided
+from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import apply_bilateral_grid, blend_grid, downscale_long_side
 from dpe_hf.ops.icc import srgb_converter
 
-__all__ = ["DEFAULT_MAX_SIDE", "METHODS", "enhance_array_numpy", "enhance_numpy", "enhance_pil"]
+__all__ = ["DEFAULT_MAX_SIDE", "METHODS", "blend", "enhance_array_numpy", "enhance_numpy", "enhance_pil"]
 
 DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE
 METHODS = ("guided", "residual")
@@ -39,6 +40,21 @@ def dtype_scale(dtype: np.dtype) -> float:
     raise ValueError(f"unsupported array dtype {dtype}: use uint8, uint16 or float in [0,1]")
 
 
+def blend(image: np.ndarray, result: np.ndarray, strength: float) -> np.ndarray:
+    """image + strength * (result - image), in the arrays' dtype; exact at strength 0 and 1."""
+    if strength <= 0:
+        return image
+    if strength >= 1:
+        return result
+    out = np.empty_like(image)
+    s = np.float32(strength)
+    for r in range(0, image.shape[0], 512):  # in bands, so a 50 MP photo needs little extra memory
+        a = image[r:r + 512].astype(np.float32)
+        a += s * (result[r:r + 512].astype(np.float32) - a)
+        out[r:r + 512] = np.rint(a)
+    return out
+
+
 def _check_method(method: str) -> None:
     if method == "tiled":  # an exported graph computes its global feature from what it is given
         raise ValueError("method 'tiled' needs a PyTorch model: an ONNX model has no input for "
@@ -49,12 +65,16 @@ def _check_method(method: str) -> None:
 
 def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DEFAULT_MAX_SIDE,
                         strength: float = 1.0, method: str = "guided", threads: int | None = None,
-                        icc_profile: bytes | None = None) -> np.ndarray:
+                        icc_profile: bytes | None = None, auto_exposure: bool = False) -> np.ndarray:
     """`dpe_hf.inference.enhance_array` for a numpy generator: H x W x 3 uint8 / uint16 in,
     the same dtype out (in the colour space of `icc_profile`, which the network sees in sRGB)."""
     _check_method(method)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if auto_exposure:  # as in enhance_array: the strength blends with the photo as given
+        out = enhance_array_numpy(generator, even_exposure(image), max_side=max_side, method=method,
+                                  threads=threads, icc_profile=icc_profile)
+        return blend(image, out, strength)
     scale = dtype_scale(image.dtype)
     colour = srgb_converter(icc_profile)
     low = downscale_long_side(image, max_side)
@@ -79,12 +99,12 @@ def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DE
 
 
 def enhance_numpy(generator: Any, image, *, max_side: int = DEFAULT_MAX_SIDE, strength: float = 1.0,
-                  method: str = "guided", icc_profile: bytes | None = None):
+                  method: str = "guided", icc_profile: bytes | None = None, auto_exposure: bool = False):
     """`dpe_hf.inference.enhance` for a numpy generator and a PIL image or H x W x 3 array."""
     from PIL import Image
 
     _check_method(method)
-    options = dict(max_side=max_side, strength=strength, method=method)
+    options = dict(max_side=max_side, strength=strength, method=method, auto_exposure=auto_exposure)
     if isinstance(image, Image.Image):
         return enhance_pil(lambda rgb, icc: enhance_numpy(generator, rgb, icc_profile=icc, **options), image,
                            icc_profile)

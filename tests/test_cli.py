@@ -113,6 +113,21 @@ def test_strength_zero_reproduces_png_exactly(tmp_path, model):
     assert np.array_equal(np.asarray(Image.open(out / "p_enhanced.png")), src)
 
 
+def test_auto_exposure_brings_two_exposures_of_a_photo_together(tmp_path, model):
+    from dpe_hf.ops.exposure import apply_exposure_gain
+
+    src = photo(40, 56, seed=4)
+    save(tmp_path / "normal.png", src)
+    save(tmp_path / "under.png", apply_exposure_gain(src, 0.25))  # two stops darker
+    for flags, out in (([], tmp_path / "plain"), (["--auto-exposure"], tmp_path / "even")):
+        assert main(["enhance", str(tmp_path / "normal.png"), str(tmp_path / "under.png"), "-o", str(out),
+                     "--model", str(model), *flags]) == 0
+    gap = {name: np.abs(read_image(tmp_path / name / "normal_enhanced.png")[0].astype(float)
+                        - read_image(tmp_path / name / "under_enhanced.png")[0]).mean()
+           for name in ("plain", "even")}
+    assert gap["plain"] > 30 and gap["even"] < 3, gap
+
+
 def test_sixteen_bit_png_stays_sixteen_bit(tmp_path, model):
     cv2 = pytest.importorskip("cv2")
     src = photo(36, 44, seed=4, dtype=np.uint16)

@@ -395,3 +395,11 @@ def test_cli_enhance_save_lut(model_dir, photos, tmp_path, generator):
     src = read_image(photos / "p0.png")[0]
     low_in, low_out = lutmod.network_pair(generator, src, max_side=64)
     assert psnr(apply_lut(low_in, read_cube(out / "p0.cube")), low_out) > 30
+
+    # with --auto-exposure the LUT also carries the re-exposure: it maps the photo as given
+    even = tmp_path / "even"
+    assert main(["enhance", *args[:2], "-o", str(even), "--model", str(model_dir), "--save-lut",
+                 "--max-side", "64", "--auto-exposure"]) == 0
+    low_in, low_out = lutmod.network_pair(generator, src, max_side=64, auto_exposure=True)
+    fit = psnr(apply_lut(low_in, read_cube(even / "p0.cube")), low_out)
+    assert fit > 30 and psnr(apply_lut(low_in, read_cube(out / "p0.cube")), low_out) < fit - 3

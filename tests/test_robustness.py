@@ -124,7 +124,7 @@ def cli_vocabulary(tmp: Path, model_dir: Path, good: Path) -> list[str]:
         "--ext", "png", "jpg", ".webp", "tif", "bmp", "",
         "--quality", "0", "50", "101", "--max-side", "1", "8", "--max-pixels", "10", "100",
         "--method", "guided", "residual", "--device", "cpu", "cuda", "cuda:7", "tpu", "auto",
-        "--overwrite", "--skip-existing", "--recursive", "--json", "--save-lut",
+        "--overwrite", "--skip-existing", "--recursive", "--json", "--save-lut", "--auto-exposure",
         "--pred", "--ref", "--input", "--size", "2", "--interp", "tetrahedral", "--opset", "17",
         "--title", "--images", "--help", "--version", "-h", "--", "-", "--unknown", "\x00", "é",
     ]
@@ -143,7 +143,7 @@ OPTION_VALUES = {
     "--size": ["2", "1", "300"],
     "--interp": ["trilinear", "tetrahedral", "cubic"],
 }
-FLAGS = ["--overwrite", "--skip-existing", "--recursive", "--json", "--save-lut", "--help"]
+FLAGS = ["--overwrite", "--skip-existing", "--recursive", "--json", "--save-lut", "--auto-exposure", "--help"]
 
 
 def cli_argv(vocab: list[str], tmp: Path | None = None, model_dir: Path | None = None,

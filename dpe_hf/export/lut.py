@@ -306,22 +306,29 @@ def fit_lut(low_in: np.ndarray, low_out: np.ndarray, size: int = DEFAULT_SIZE, *
     return LutFitter(size).add(low_in, low_out).solve(smoothness=smoothness, identity=identity, clip=clip)
 
 
-def network_pair(generator, image: np.ndarray, *, max_side: int = 512,
-                 strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def network_pair(generator, image: np.ndarray, *, max_side: int = 512, strength: float = 1.0,
+                 auto_exposure: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The pair a generator produces on the copy of `image` (H x W x 3) with long side
     `max_side`: (input, output), H' x W' x 3 float32 in [0, 1], the output clipped and blended
-    with the input by `strength` as `dpe_hf.enhance` does. Takes an `nn.Module` generator or
+    with the input by `strength` as `dpe_hf.enhance` does. With `auto_exposure` (uint8 / uint16
+    `image`) the network sees the re-exposed photo, and the pair still starts from the photo as
+    given, so the LUT carries the exposure change too. Takes an `nn.Module` generator or
     anything with the same call and `parameters()` (an `OnnxGenerator`)."""
     import torch
 
+    from dpe_hf.ops.exposure import even_exposure
     from dpe_hf.ops.resize import resize_long_side
 
-    x = torch.from_numpy(np.ascontiguousarray(_as_colours(image).reshape(np.shape(image))))
-    low = resize_long_side(x.permute(2, 0, 1)[None], max_side)
+    def low_copy(array: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(_as_colours(array).reshape(np.shape(array))))
+        return resize_long_side(x.permute(2, 0, 1)[None], max_side)
+
+    low = low_copy(image)
+    seen = low_copy(even_exposure(image)) if auto_exposure else low
     generator.eval()
     param = next(generator.parameters())
     with torch.inference_mode():
-        out = generator(low.to(param.device, param.dtype)).clamp(0, 1).to("cpu", torch.float32)
+        out = generator(seen.to(param.device, param.dtype)).clamp(0, 1).to("cpu", torch.float32)
     if strength != 1.0:
         out = low + strength * (out - low)
     return low[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy()
