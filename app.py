@@ -7,9 +7,10 @@ profile carried over).
 
     python app.py [--model SPEC]        # SPEC: bundled name, model folder, run folder or hub repo id
 
-API (gradio_client), both endpoints take (image, strength %, model) and return
-(before/after pair, full-size result file, info text):
-    /enhance  run the model (or reuse the cached result of the same upload and model)
+API (gradio_client), both endpoints take (image, strength %, model, even out exposure) and
+return (before/after pair, full-size result file, info text); the last input is optional
+(default off: see `dpe_hf.ops.exposure`):
+    /enhance  run the model (or reuse the cached result of the same upload, model and exposure box)
     /blend    re-blend the cached result at another strength
 
 Environment:
@@ -52,6 +53,7 @@ from dpe_hf.data.io import ImageMeta, read_image, to_float32, write_image
 from dpe_hf.errors import DPEError, ImageReadError, ImageTooLargeError
 from dpe_hf.export.lut import fit_lut, identity_lut, write_cube
 from dpe_hf.hub import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models
+from dpe_hf.inference_numpy import blend
 
 log = logging.getLogger("dpe_hf.app")
 
@@ -81,6 +83,7 @@ class _Entry:
     result: np.ndarray
     meta: ImageMeta
     model: str
+    auto_exposure: bool
     seconds: float
     preview_image: np.ndarray
     preview_result: np.ndarray
@@ -107,23 +110,9 @@ def _preview(arr: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def blend(image: np.ndarray, result: np.ndarray, strength: float) -> np.ndarray:
-    """image + strength * (result - image), in the arrays' dtype; exact at strength 0 and 1."""
-    if strength <= 0:
-        return image
-    if strength >= 1:
-        return result
-    out = np.empty_like(image)
-    s = np.float32(strength)
-    for r in range(0, image.shape[0], 512):  # in bands, so a 50 MP photo needs little extra memory
-        a = image[r:r + 512].astype(np.float32)
-        a += s * (result[r:r + 512].astype(np.float32) - a)
-        out[r:r + 512] = np.rint(a)
-    return out
-
-
 class Engine:
-    """Loads models (LRU), runs them once per (upload, model) and renders blends of the cache."""
+    """Loads models (LRU), runs them once per (upload, model, even exposure) and renders blends
+    of the cache."""
 
     def __init__(self, default_model: str, *, max_pixels: int, preview_side: int, device: str | None):
         self.default_model = default_model
@@ -168,13 +157,14 @@ class Engine:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def entry(self, path: str, model: str | None) -> _Entry:
+    def entry(self, path: str, model: str | None, auto_exposure: bool = False) -> _Entry:
         """The cached run of `model` on the photo at `path`, computing it on a miss."""
         spec = self.spec(model)
+        auto_exposure = bool(auto_exposure)
         name = Path(path).name
         try:
             st = os.stat(path)
-            key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, spec)
+            key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, spec, auto_exposure)
         except OSError:
             key = None  # read_image below says what is wrong with it
         if key is not None:
@@ -193,9 +183,9 @@ class Engine:
 
         with self._run_lock:
             start = time.perf_counter()
-            result = enhance(generator, image, icc_profile=meta.icc_profile)
+            result = enhance(generator, image, icc_profile=meta.icc_profile, auto_exposure=auto_exposure)
             seconds = time.perf_counter() - start
-        entry = _Entry(name, image, result, meta, spec, seconds,
+        entry = _Entry(name, image, result, meta, spec, auto_exposure, seconds,
                        _preview(image, self.preview_side), _preview(result, self.preview_side))
         if key is not None:
             with self._lock:
@@ -227,7 +217,8 @@ class Engine:
                           title=f"dpe_hf {entry.model} {entry.name} {strength_pct:.0f}%")
         h, w = full.shape[:2]
         info = (f"**{entry.name}**: {w}×{h} px, {entry.meta.bit_depth}-bit {entry.meta.format} · "
-                f"model `{entry.model}` ({entry.seconds:.1f} s) · strength {strength_pct:.0f} % · "
+                f"model `{entry.model}`{' with even exposure' if entry.auto_exposure else ''} "
+                f"({entry.seconds:.1f} s) · strength {strength_pct:.0f} % · "
                 f"download: {'JPEG' if jpeg else 'PNG'}, full size")
         return pair, [str(dest), str(cube)], info
 
@@ -312,19 +303,21 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     delete_after = _env_int("DPE_DELETE_CACHE_SECONDS", 3600)
 
     @_user_errors
-    def enhance_photo(image: str | None, strength: float, model: str | None):
-        """Enhance a photo with `model`; returns (before, after), the full-size result file, info."""
+    def enhance_photo(image: str | None, strength: float, model: str | None, auto_exposure: bool = False):
+        """Enhance a photo with `model` (re-exposed first with `auto_exposure`); returns
+        (before, after), the full-size result file, info."""
         if not image:  # cleared, or only the model changed: check that the model loads
             engine.model(model)
             return None, None, f"Model `{engine.spec(model)}` is ready: upload a photo."
-        return engine.render(engine.entry(image, model), strength)
+        return engine.render(engine.entry(image, model, auto_exposure), strength)
 
     @_user_errors
-    def blend_photo(image: str | None, strength: float, model: str | None):
-        """Blend the cached result of (photo, model) with the photo at `strength` % (0: the photo)."""
+    def blend_photo(image: str | None, strength: float, model: str | None, auto_exposure: bool = False):
+        """Blend the cached result of (photo, model, auto_exposure) with the photo at `strength` %
+        (0: the photo)."""
         if not image:
             return None, None, ""
-        return engine.render(engine.entry(image, model), strength)
+        return engine.render(engine.entry(image, model, auto_exposure), strength)
 
     with gr.Blocks(title="Deep Photo Enhancer",
                    delete_cache=(delete_after, delete_after) if delete_after > 0 else None) as demo:
@@ -343,6 +336,10 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
                 model = gr.Dropdown(choices=choices, value=default, allow_custom_value=True, label="Model",
                                     info=f"a bundled model, a local model folder or a hub repo id such as "
                                          f"{DEFAULT_REPO_ID}", elem_id="model")
+                even = gr.Checkbox(value=False, label="Even out exposure",
+                                   info="bring the photo to a standard brightness first, so that "
+                                        "darker and brighter shots of a scene come out alike",
+                                   elem_id="auto_exposure")
                 run = gr.Button("Enhance", variant="primary")
             with gr.Column(scale=2):
                 compare = gr.ImageSlider(label="Before / after", type="numpy", format="webp",
@@ -357,9 +354,9 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
                         "(see examples/ATTRIBUTION.md)", cache_examples=False)
 
         outputs = [compare, download, info]
-        gr.on([photo.change, run.click, model.change], enhance_photo, inputs=[photo, strength, model],
-              outputs=outputs, api_name="enhance", trigger_mode="always_last")
-        strength.release(blend_photo, inputs=[photo, strength, model], outputs=outputs, api_name="blend",
+        gr.on([photo.change, run.click, model.change, even.change], enhance_photo,
+              inputs=[photo, strength, model, even], outputs=outputs, api_name="enhance", trigger_mode="always_last")
+        strength.release(blend_photo, inputs=[photo, strength, model, even], outputs=outputs, api_name="blend",
                          show_progress="minimal", trigger_mode="always_last")
 
     demo.queue(default_concurrency_limit=max(1, _env_int("DPE_CONCURRENCY", 1)), max_size=32)

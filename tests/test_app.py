@@ -129,6 +129,28 @@ def test_api_enhance_full_size_and_strength_zero_is_the_input(client, photo, tin
     assert np.abs(half - (arr.astype(int) + result.astype(int)) / 2).max() <= 1
 
 
+def test_api_even_exposure_is_a_fourth_input_and_its_own_cache_entry(client, photo, tiny_model):
+    from gradio_client import handle_file
+
+    from dpe_hf.ops.exposure import apply_exposure_gain
+
+    path, arr = photo
+    dark = Path(path).with_name("dark.png")
+    Image.fromarray(apply_exposure_gain(arr, 0.25)).save(dark)
+    results = {}
+    for name, file in (("photo", path), ("dark", dark)):
+        for even in (False, True):
+            _, (result_file, _), info = client.predict(handle_file(str(file)), 100, str(tiny_model), even,
+                                                       api_name="/enhance")
+            assert ("with even exposure" in info) == even
+            results[name, even] = read_image(result_file)[0].astype(float)
+    gap = {even: np.abs(results["photo", even] - results["dark", even]).mean() for even in (False, True)}
+    assert gap[True] < gap[False] / 5, gap
+    # strength 0 is still the photo as uploaded, not the re-exposed one
+    _, (zero_file, _), _ = client.predict(handle_file(str(dark)), 0, str(tiny_model), True, api_name="/blend")
+    assert np.array_equal(read_image(zero_file)[0], read_image(dark)[0])
+
+
 def test_api_bad_upload_and_bad_model_give_one_line_errors(client, photo, tiny_model, tmp_path):
     fake = tmp_path / "notes.jpg"
     fake.write_text("these are not pixels\n")
@@ -190,6 +212,10 @@ def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path)
             expect(images.last).to_be_visible()
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
+
+            # ticking "Even out exposure" runs the model again, on the re-exposed photo
+            page.locator("#auto_exposure input[type=checkbox]").check()
+            expect(info).to_contain_text("with even exposure", timeout=30_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
