@@ -1,7 +1,8 @@
 """K-fold cross-validation over the fivek-dev pairs: every pair scored by a model that did not
 train on it.
 
-    python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F] [--json]
+    python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F]
+        [--auto-exposure] [--json]
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
@@ -14,12 +15,15 @@ pooled (each pair weighing alike), then the PSNR of each fold:
 * identity, auto-levels  as in quality.py;
 * fixed LUT              quality.py's `--lut-from`, fitted in each fold to that fold's training
                          pairs: expert C's average look, learnt from the same pairs as the model;
-* model                  each fold's run, on the pairs it held out.
+* model                  each fold's run, on the pairs it held out;
+* model + auto exposure  with `--auto-exposure`: the same, each photo re-exposed first
+                         (`dpe enhance --auto-exposure`): what evening out exposure costs here.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -49,10 +53,16 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
     return trained, held_out
 
 
-def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str) -> dict:
-    return {"identity": quality.identity, "auto-levels": quality.auto_levels,
-            "fixed LUT": quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, ",".join(trained))),
-            "model": quality.model_method(str(run / model_folder))}
+def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str,
+                 auto_exposure: bool = False) -> dict:
+    model = quality.model_method(str(run / model_folder))
+    methods = {"identity": quality.identity, "auto-levels": quality.auto_levels,
+               "fixed LUT": quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET,
+                                                                          ",".join(trained))),
+               "model": model}
+    if auto_exposure:
+        methods["model + auto exposure"] = functools.partial(model, auto_exposure=True)
+    return methods
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-folder", default="generator",
                         help="the model's folder in each run (generator_online: the last weights of a run "
                              "that published its weight average, ema_decay)")
+    parser.add_argument("--auto-exposure", action="store_true",
+                        help="also score each fold's model with every photo re-exposed first")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
+    names = METHODS + ("model + auto exposure",) * args.auto_exposure
     data = quality.data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
     seen: dict[str, Path] = {}
@@ -75,12 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             seen[stem] = run
     from dpe_hf.errors import ModelLoadError
 
-    per_pair = {name: [] for name in METHODS}  # every held-out pair's scores, fold after fold
+    per_pair = {name: [] for name in names}  # every held-out pair's scores, fold after fold
     failed = []
     for run, trained, held_out in folds:
         pairs = quality.select_pairs(parser, data / quality.SUBSET, ",".join(held_out))
         try:
-            methods = fold_methods(parser, data, run, trained, args.model_folder)
+            methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure)
         except ModelLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -95,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [{"name": name, **(mean_scores(per_pair[name]) or {}),
              **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)}}
-            for name in METHODS]
+            for name in names]
     if args.json:
         print(json.dumps({"folds": [{"run": str(run), "trained": trained, "held_out": held_out}
                                     for run, trained, held_out in folds],

@@ -1,6 +1,7 @@
 """The model card's picture of known failure cases, drawn from photos we may redistribute.
 
     python benchmarks/model_card_figure.py [--model dpe-expertC] [--out checkpoints/dpe-expertC/failures.jpg]
+        [--auto-exposure]
 
 FiveK photos cannot be shown outside research (their licence), so the card's pictures use the
 Debian wallpaper copies in `examples/` (CC-BY-4.0 / CC0, attribution in examples/ATTRIBUTION.md):
@@ -16,12 +17,14 @@ Debian wallpaper copies in `examples/` (CC-BY-4.0 / CC0, attribution in examples
 
 With the data folder at hand, the mean brightness of one very dark, noisy real scene,
 `--dark-scene` (default SICE 101_2_ in ../shared/data/fullres/sice-scenes), is printed too (not
-drawn: SICE is for research only).
+drawn: SICE is for research only). `--auto-exposure` prints the numbers again with every photo
+re-exposed first (`dpe enhance --auto-exposure`); the picture stays the model's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -44,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / quality.BUNDLED / "failures.jpg")
     parser.add_argument("--dark-scene", type=Path, default=DARK_SCENE,
                         help="a very dark real photo whose brightness in and out is printed (if it exists)")
+    parser.add_argument("--auto-exposure", action="store_true",
+                        help="also print the numbers with each photo re-exposed first")
     args = parser.parse_args(argv)
 
-    from dpe_hf.data.io import read_image, to_float32
-    from dpe_hf.evaluation import bracket_consistency
+    from dpe_hf.data.io import read_image
 
     enhance = quality.model_method(args.model)
     photos = {path.name: read_image(path)[0] for path in sorted(EXAMPLES.glob("*.jpg"))}
@@ -63,18 +67,29 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=85)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
+    print_measures(args, enhance, inputs, dark, photos[args.dark])
+    if args.auto_exposure:
+        print("with --auto-exposure:")
+        print_measures(args, functools.partial(enhance, auto_exposure=True), inputs, dark, photos[args.dark])
+    return 0
+
+
+def print_measures(args, enhance, bracket, dark, dark_as_shot) -> None:
+    """The bracket's spread, and the brightness of the underexposed photo and the dark scene."""
+    from dpe_hf.data.io import read_image, to_float32
+    from dpe_hf.evaluation import bracket_consistency
+
+    outputs = [enhance(image) for image in bracket]
     spread_in, spread_out = (bracket_consistency({args.bracket: [lambda a=a: a for a in images]})["mean"]
-                             for images in (inputs, outputs))
+                             for images in (bracket, outputs))
     print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in quality.BRACKET_EV)} EV: mean PSNR between "
           f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
-          f"{dark_output.mean() / 255:.3f} out (the photo as it was: "
-          f"{photos[args.dark].mean() / 255:.3f})")
+          f"{enhance(dark).mean() / 255:.3f} out (the photo as it was: {dark_as_shot.mean() / 255:.3f})")
     if args.dark_scene.is_file():  # any photo a user names, so 8 or 16 bits
         scene = read_image(args.dark_scene)[0]
         print(f"{args.dark_scene.name}: mean brightness {to_float32(scene).mean():.3f} in, "
               f"{to_float32(enhance(scene)).mean():.3f} out")
-    return 0
 
 
 if __name__ == "__main__":

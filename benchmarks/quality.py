@@ -2,7 +2,8 @@
 and exposure consistency on the SICE scenes.
 
     python benchmarks/quality.py [--data ../shared/data] [--model M ...] [--ids a4514,a2803] [--json]
-        [--previous REV] [--lut-from IDS] [--contact-sheet [PNG]] [--failures N [--failures-sheet PNG]]
+        [--previous REV] [--lut-from IDS] [--auto-exposure] [--contact-sheet [PNG]]
+        [--failures N [--failures-sheet PNG]]
 
 Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (14 pairs, same names) and
 prints one row per method with the mean over the pairs:
@@ -18,6 +19,8 @@ prints one row per method with the mean over the pairs:
 
 * dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
                     beside the new one.
+* M + auto exposure with `--auto-exposure`: every model again, each photo re-exposed first
+                    (`dpe enhance --auto-exposure`, `dpe_hf.ops.exposure`).
 
 `--ids` restricts the pairs (e.g. to a held-out subset the models were not trained on).
 Pairing and scoring are those of `dpe eval` (dpe_hf.evaluation).
@@ -40,6 +43,15 @@ input of the selected pairs is re-exposed by -1, -0.5, 0 and +0.5 EV in linear l
 as a camera clips; `dpe_hf.data.degrade.apply_edit`), and the same mean PSNR between the 4
 enhanced results is taken. Identity scores what the exposures differ by.
 
+And one with real cameras' exposures (column "seq PSNR"): DATA/source/sice-part1 holds SICE's
+multi-exposure sequences as consecutive numbers (1.jpg, 2.jpg, ...: one scene from dark to
+bright, then the next; 512x512). A new sequence starts where a file's 64 px grey copy, brightness
+and contrast normalised, correlates below 0.6 with the previous file's; of each sequence the
+frames whose mean level is within 0.05-0.7 (neither black nor blown out) are kept, sequences
+with 3 or more such frames count, and `SEQUENCE_COUNT` of them, evenly spaced, are scored like
+the brackets (mean PSNR between the enhanced frames of a sequence). These frames differ by the
+camera's exposure, noise and clipping, as a shoot's do.
+
 `--contact-sheet` draws, for each pair, input | each model's output | expert C (256 px tall);
 `--failures N` draws the N pairs where the first model scores lowest, PSNR labelled.
 """
@@ -47,6 +59,7 @@ enhanced results is taken. Identity scores what the exposures differ by.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import subprocess
@@ -65,10 +78,14 @@ from dpe_hf.evaluation import evaluate_pairs, exposure_consistency, format_table
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 SUBSET = "fivek-dev"
 SCENES = Path("fullres") / "sice-scenes"
+SEQUENCES = Path("source") / "sice-part1"
+SEQUENCE_COUNT = 34
+SEQUENCE_LEVELS = (0.05, 0.7)
 BUNDLED = "dpe-expertC"
 EXPOSURE_COLUMN = ("expo_psnr", "expo PSNR", 2)
 EXPOSURE_LEVEL_COLUMN = ("expo_level", "expo mean", 3)
 BRACKET_COLUMN = ("bracket_psnr", "bracket PSNR", 2)
+SEQUENCE_COLUMN = ("seq_psnr", "seq PSNR", 2)
 BRACKET_EV = (-1.0, -0.5, 0.0, 0.5)
 THUMB_HEIGHT = 256
 DEFAULT_SHEET = REPO_ROOT / "docs" / "contact_sheet.png"
@@ -102,8 +119,7 @@ def model_method(spec: str):
     from dpe_hf.hub import load_generator
     from dpe_hf.inference import enhance
 
-    generator = load_generator(spec)
-    return lambda image: enhance(generator, image)
+    return functools.partial(enhance, load_generator(spec))
 
 
 def fixed_lut_method(pairs):
@@ -234,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
     parser.add_argument("--lut-from", metavar="IDS",
                         help="also score one LUT fitted to map these pairs' inputs to expert C")
-    parser.add_argument("--no-exposure", action="store_true", help=f"skip the exposure consistency ({SCENES})")
+    parser.add_argument("--auto-exposure", action="store_true",
+                        help="also score every model with each photo re-exposed first (dpe enhance --auto-exposure)")
+    parser.add_argument("--no-exposure", action="store_true",
+                        help=f"skip the exposure consistency ({SCENES}, brackets, {SEQUENCES})")
     parser.add_argument("--contact-sheet", type=Path, nargs="?", const=DEFAULT_SHEET, metavar="PNG",
                         help="write input | each model's output | expert C for every pair "
                              f"(default path {DEFAULT_SHEET.relative_to(REPO_ROOT)})")
@@ -268,11 +287,14 @@ def select_pairs(parser, root: Path, ids: str | None):
     return pairs
 
 
-def load_models(specs: list[str], previous: str | None) -> dict:
-    """{row name: method}; raises ModelLoadError."""
+def load_models(specs: list[str], previous: str | None, auto_exposure: bool = False) -> dict:
+    """{row name: method}, with a "+ auto exposure" twin of each if asked; raises ModelLoadError."""
     models = {spec: model_method(spec) for spec in specs}
     if previous:
         models[f"{BUNDLED} @{previous}"] = previous_model_method(previous)
+    if auto_exposure:
+        models.update({f"{name} + auto exposure": functools.partial(method, auto_exposure=True)
+                       for name, method in list(models.items())})
     return models
 
 
@@ -328,6 +350,41 @@ def add_bracket_scores(rows: list[dict], methods: dict, pairs) -> None:
         row["bracket_psnr"] = bracket_consistency(scenes, methods[row["name"]])["mean"]
 
 
+def sice_sequences(folder: Path, count: int = SEQUENCE_COUNT) -> dict[str, list[Path]]:
+    """{first file's stem: the sequence's usable frames}, `count` sequences evenly spaced (see the
+    module docstring); empty if `folder` has no numbered JPEGs."""
+    from PIL import Image
+
+    files = sorted((p for p in folder.glob("*.jpg") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    sequences: list[list[tuple[Path, float]]] = []
+    previous = None
+    for path in files:
+        with Image.open(path) as im:
+            grey = np.asarray(im.convert("L").resize((64, 64), Image.Resampling.BOX), np.float64) / 255
+        shape = (grey - grey.mean()) / (grey.std() + 1e-6)
+        if previous is None or float((shape * previous).mean()) < 0.6:
+            sequences.append([])
+        sequences[-1].append((path, float(grey.mean())))
+        previous = shape
+    low, high = SEQUENCE_LEVELS
+    usable = [[p for p, level in seq if low <= level <= high] for seq in sequences]
+    usable = [seq for seq in usable if len(seq) >= 3]
+    if not usable:
+        return {}
+    picked = np.linspace(0, len(usable) - 1, min(count, len(usable))).round().astype(int)
+    return {usable[i][0].stem: usable[i] for i in sorted(set(picked.tolist()))}
+
+
+def add_sequence_scores(rows: list[dict], methods: dict, sequences: dict) -> None:
+    """Each row gets "seq_psnr": exposure consistency over the frames of each SICE sequence."""
+    from dpe_hf.data.io import read_image
+    from dpe_hf.evaluation import bracket_consistency
+
+    loaders = {name: [lambda p=p: read_image(p)[0] for p in paths] for name, paths in sequences.items()}
+    for row in rows:
+        row["seq_psnr"] = bracket_consistency(loaders, methods[row["name"]])["mean"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -336,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpe_hf.errors import ModelLoadError
 
     try:
-        models = load_models(args.model, args.previous)
+        models = load_models(args.model, args.previous, args.auto_exposure)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -356,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: no scenes in {data / SCENES}; exposure consistency left out", file=sys.stderr)
     if not args.no_exposure:
         add_bracket_scores(rows, methods, pairs)
+    sequences = {} if args.no_exposure else sice_sequences(data / SEQUENCES)
+    if sequences:
+        add_sequence_scores(rows, methods, sequences)
     outputs = Outputs(models)
     if args.contact_sheet:
         write_contact_sheet(args.contact_sheet, pairs, outputs)
@@ -365,15 +425,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         print(json.dumps({"data": str(data / SUBSET), "ids": [p[0] for p in pairs],
-                          "scenes": {k: [str(p) for p in v] for k, v in scenes.items()}, "methods": rows,
+                          "scenes": {k: [str(p) for p in v] for k, v in scenes.items()},
+                          "sequences": {k: [str(p) for p in v] for k, v in sequences.items()}, "methods": rows,
                           "failed": failed, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
     else:
         print(f"{SUBSET}: {len(pairs)} pairs, mean over pairs (vs expert C)"
               + (f"; expo PSNR: {len(scenes)} {SCENES.name}, mean PSNR between exposures of a scene" if scenes else "")
-              + ("; bracket PSNR: the inputs at -1/-0.5/0/+0.5 EV" if not args.no_exposure else ""))
+              + ("; bracket PSNR: the inputs at -1/-0.5/0/+0.5 EV" if not args.no_exposure else "")
+              + (f"; seq PSNR: {len(sequences)} sequences of {SEQUENCES.name}, "
+                 f"{sum(map(len, sequences.values()))} frames" if sequences else ""))
         print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
                            extra=[EXPOSURE_COLUMN, EXPOSURE_LEVEL_COLUMN] * bool(scenes)
-                           + [BRACKET_COLUMN] * (not args.no_exposure)))
+                           + [BRACKET_COLUMN] * (not args.no_exposure) + [SEQUENCE_COLUMN] * bool(sequences)))
     return 1 if failed else 0
 
 

@@ -93,6 +93,15 @@ def data(tmp_path):
     for seed, scene in enumerate(("10", "2")):
         for k, path in enumerate(exposures(tmp_path / "png", scene, seed, size=(32, 40))):
             Image.open(path).save(scenes / f"{scene}_{k}_.jpg", quality=95)
+    # SICE part 1 as numbered files: a near-black frame, then one scene's 4 exposures, then another's
+    sequences = root / "source" / "sice-part1"
+    sequences.mkdir(parents=True)
+    frames = [*exposures(tmp_path / "seq", "a", 2, gains=(0.02, *GAINS)), *exposures(tmp_path / "seq", "b", 3)]
+    for number, path in enumerate(frames, 1):
+        frame = Image.open(path)
+        # generated photos share their layout (light top left): turn the second scene round
+        (frame if number <= 5 else frame.transpose(Image.Transpose.ROTATE_180)).save(sequences / f"{number}.jpg",
+                                                                                     quality=95)
     return root
 
 
@@ -278,3 +287,19 @@ def test_quality_lut_from_adds_expert_cs_average_look(quality, data, capsys):
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
     assert list(rows) == ["identity", "auto-levels", "PIL autocontrast", "fixed LUT"]
     assert rows["fixed LUT"]["psnr"] > rows["identity"]["psnr"] + 10 and "expo_psnr" in rows["fixed LUT"]
+
+
+def test_sice_sequences_split_where_the_scene_changes_and_drop_black_frames(quality, data):
+    sequences = quality.sice_sequences(data / "source" / "sice-part1")
+    assert {name: [p.name for p in paths] for name, paths in sequences.items()} == {
+        "2": ["2.jpg", "3.jpg", "4.jpg", "5.jpg"], "6": ["6.jpg", "7.jpg", "8.jpg", "9.jpg"]}
+    assert list(quality.sice_sequences(data / "source" / "sice-part1", count=1)) == ["2"]
+
+
+def test_quality_auto_exposure_rows_are_more_consistent_across_real_exposures(quality, data, capsys):
+    assert quality.main(["--data", str(data), "--model", "dpe-expertC", "--auto-exposure", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    assert list(rows)[-2:] == ["dpe-expertC", "dpe-expertC + auto exposure"]
+    even, plain = rows["dpe-expertC + auto exposure"], rows["dpe-expertC"]
+    assert even["seq_psnr"] > plain["seq_psnr"] + 5 and even["seq_psnr"] > rows["identity"]["seq_psnr"] + 5
+    assert even["bracket_psnr"] > plain["bracket_psnr"] + 5
