@@ -46,7 +46,8 @@ enhanced results is taken. Identity scores what the exposures differ by.
 And one with real cameras' exposures (column "seq PSNR"): DATA/source/sice-part1 holds SICE's
 multi-exposure sequences as consecutive numbers (1.jpg, 2.jpg, ...: one scene from dark to
 bright, then the next; 512x512). A new sequence starts where a file's 64 px grey copy, brightness
-and contrast normalised, correlates below 0.6 with the previous file's; of each sequence the
+and contrast normalised, correlates below 0.6 with the previous file's, or where its mean level
+falls below half the previous file's (the next scene's darkest frame); of each sequence the
 frames whose mean level is within 0.05-0.7 (neither black nor blown out) are kept, sequences
 with 3 or more such frames count, and `SEQUENCE_COUNT` of them, evenly spaced, are scored like
 the brackets (mean PSNR between the enhanced frames of a sequence). These frames differ by the
@@ -357,15 +358,16 @@ def sice_sequences(folder: Path, count: int = SEQUENCE_COUNT) -> dict[str, list[
 
     files = sorted((p for p in folder.glob("*.jpg") if p.stem.isdigit()), key=lambda p: int(p.stem))
     sequences: list[list[tuple[Path, float]]] = []
-    previous = None
+    previous, previous_level = None, 0.0
     for path in files:
         with Image.open(path) as im:
             grey = np.asarray(im.convert("L").resize((64, 64), Image.Resampling.BOX), np.float64) / 255
-        shape = (grey - grey.mean()) / (grey.std() + 1e-6)
-        if previous is None or float((shape * previous).mean()) < 0.6:
+        shape, level = (grey - grey.mean()) / (grey.std() + 1e-6), float(grey.mean())
+        # a sequence runs from dark to bright: a frame half as bright as the last starts the next one
+        if previous is None or float((shape * previous).mean()) < 0.6 or level < previous_level / 2:
             sequences.append([])
-        sequences[-1].append((path, float(grey.mean())))
-        previous = shape
+        sequences[-1].append((path, level))
+        previous, previous_level = shape, level
     low, high = SEQUENCE_LEVELS
     usable = [[p for p, level in seq if low <= level <= high] for seq in sequences]
     usable = [seq for seq in usable if len(seq) >= 3]

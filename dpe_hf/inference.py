@@ -89,8 +89,9 @@ def enhance_array(generator: torch.nn.Module, image: np.ndarray, *, max_side: in
     ``method="tiled"`` runs the network on tiles of the full-size photo instead (`tile`,
     `overlap`: see `_tile_geometry`). `icc_profile`: the photo's ICC profile, if any; the
     result is in the same colour space. `auto_exposure`: re-expose the photo first
-    (`dpe_hf.ops.exposure.even_exposure`); the result, at any strength, is measured against the
-    photo as given. Numpy generators (`OnnxGenerator`) go through `dpe_hf.inference_numpy`.
+    (`dpe_hf.ops.exposure.even_exposure`, one more image-size array while it runs); the strength
+    still blends with the photo as given. Numpy generators (`OnnxGenerator`) go through
+    `dpe_hf.inference_numpy`.
     """
     if getattr(generator, "numpy_native", False):
         from dpe_hf.inference_numpy import enhance_array_numpy
