@@ -22,7 +22,10 @@ write a JPEG with `write_image`), in a warm process (one untimed warm-up photo f
                   and far more memory above that), and not at all with --quick;
 * tiled           `dpe_hf.inference.enhance_array(method="tiled")`: the network on 1024 px tiles of
                   the full photo with the global feature of the copy at 512 (not in the default
-                  --methods: meant for a GPU, minutes per 48 MP photo on a CPU).
+                  --methods: meant for a GPU, minutes per 48 MP photo on a CPU);
+* auto-exposure   `enhance_array(auto_exposure=True)`: guided, on the photo re-exposed first
+                  (`dpe enhance --auto-exposure`; not in the default --methods): what the re-exposure
+                  adds in time and memory. Its fidelity is against the network on the re-exposed copy.
 
 Each (photo set, method) runs in a fresh subprocess, so that its peak RSS (`ru_maxrss`) is its
 own; "idle RSS" is the process after imports and model loading, before the first photo.
@@ -73,7 +76,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 LONG_SIDE = 512
 BASELINE_MAX_MP = 4.0
-METHODS = ("guided", "residual", "float-residual", "network-full", "tiled")
+METHODS = ("guided", "residual", "float-residual", "network-full", "tiled", "auto-exposure")
 DEFAULT_METHODS = ("guided", "residual", "float-residual", "network-full")
 
 
@@ -97,6 +100,7 @@ def _worker(args: argparse.Namespace) -> None:
     from dpe_hf.data.io import read_image, write_image
     from dpe_hf.hub import load_generator
     from dpe_hf.ops import guided
+    from dpe_hf.ops.exposure import even_exposure
     from dpe_hf.ops.resize import resize_long_side, resize_to
 
     if args.threads:
@@ -144,10 +148,11 @@ def _worker(args: argparse.Namespace) -> None:
             out = fn(arr, low, low_out)
             stages["carry"] = time.perf_counter() - t
             return out, low_out, stages
-        if args.method == "tiled":
+        if args.method in ("tiled", "auto-exposure"):
             from dpe_hf.inference import enhance_array
 
-            out = enhance_array(gen, arr, method="tiled")
+            out = enhance_array(gen, arr, method="tiled" if args.method == "tiled" else "guided",
+                                auto_exposure=args.method == "auto-exposure")
             stages["net"] = time.perf_counter() - t
             return out, None, stages
         scale = 255.0 if arr.dtype == np.uint8 else 65535.0
@@ -176,8 +181,9 @@ def _worker(args: argparse.Namespace) -> None:
         write_image(out_dir / f"{path.stem}.{args.method}.jpg", out, meta)
         t_write = time.perf_counter() - t1
         total = time.perf_counter() - t0
-        if low_out is None:  # network-full, tiled: compare with the network at its usual size
-            low_out = network(guided.downscale_long_side(arr, LONG_SIDE))
+        if low_out is None:  # network-full, tiled, auto-exposure: the network at its usual size
+            seen = even_exposure(arr) if args.method == "auto-exposure" else arr
+            low_out = network(guided.downscale_long_side(seen, LONG_SIDE))
         small = _unit(guided.downscale_long_side(out, LONG_SIDE))
         if small.shape != low_out.shape:  # float-residual's low copy may round its size differently
             small = resize_to(torch.from_numpy(small).permute(2, 0, 1), low_out.shape[:2]).permute(1, 2, 0).numpy()
