@@ -67,25 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=85)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
-    print_measures(args, enhance, inputs, dark, photos[args.dark])
+    print_measures(args, enhance, inputs, outputs, dark, dark_output, photos[args.dark])
     if args.auto_exposure:
         print("with --auto-exposure:")
-        print_measures(args, functools.partial(enhance, auto_exposure=True), inputs, dark, photos[args.dark])
+        even = functools.partial(enhance, auto_exposure=True)
+        print_measures(args, even, inputs, [even(image) for image in inputs], dark, even(dark), photos[args.dark])
     return 0
 
 
-def print_measures(args, enhance, bracket, dark, dark_as_shot) -> None:
-    """The bracket's spread, and the brightness of the underexposed photo and the dark scene."""
+def print_measures(args, enhance, bracket, outputs, dark, dark_output, dark_as_shot) -> None:
+    """The bracket's spread (its `outputs` by `enhance`), and the brightness of the underexposed
+    photo and of the dark scene."""
     from dpe_hf.data.io import read_image, to_float32
     from dpe_hf.evaluation import bracket_consistency
 
-    outputs = [enhance(image) for image in bracket]
     spread_in, spread_out = (bracket_consistency({args.bracket: [lambda a=a: a for a in images]})["mean"]
                              for images in (bracket, outputs))
     print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in quality.BRACKET_EV)} EV: mean PSNR between "
           f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
-          f"{enhance(dark).mean() / 255:.3f} out (the photo as it was: {dark_as_shot.mean() / 255:.3f})")
+          f"{dark_output.mean() / 255:.3f} out (the photo as it was: {dark_as_shot.mean() / 255:.3f})")
     if args.dark_scene.is_file():  # any photo a user names, so 8 or 16 bits
         scene = read_image(args.dark_scene)[0]
         print(f"{args.dark_scene.name}: mean brightness {to_float32(scene).mean():.3f} in, "

@@ -248,11 +248,11 @@ def enhance(generator: torch.nn.Module, image: ImageLike, *, max_side: int = DEF
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = enhance_tensor(generator, batched.float(), **options).to(image.dtype)
         return out if image.ndim == 4 else out[0]
+    options["auto_exposure"] = auto_exposure  # arrays and PIL images only
     if isinstance(image, Image.Image):
-        return enhance_pil(lambda rgb, icc: enhance(generator, rgb, icc_profile=icc, auto_exposure=auto_exposure,
-                                                    **options), image, icc_profile)
+        return enhance_pil(lambda rgb, icc: enhance(generator, rgb, icc_profile=icc, **options), image,
+                           icc_profile)
     if isinstance(image, np.ndarray):
-        options["auto_exposure"] = auto_exposure
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 array, got shape {image.shape}")
         scale = dtype_scale(image.dtype)

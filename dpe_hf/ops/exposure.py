@@ -46,6 +46,7 @@ def _scale(dtype: np.dtype) -> int:
     raise ValueError(f"auto exposure takes uint8 or uint16 images, got {dtype}")
 
 
+# The sRGB curves of dpe_hf.ops.color, in numpy: that module is torch, and this one must not be.
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
