@@ -26,6 +26,12 @@ def _encode(linear: np.ndarray, dtype) -> np.ndarray:
     return np.round(v * scale).astype(dtype)
 
 
+def _decode(codes: np.ndarray) -> np.ndarray:
+    """sRGB code values -> linear RGB in [0, 1], the inverse formula."""
+    v = codes / np.iinfo(codes.dtype).max
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
 def test_log_average_luminance_matches_skimage():
     from skimage.color import rgb2xyz
 
@@ -94,9 +100,7 @@ def test_enhance_with_auto_exposure_brings_two_exposures_together(bundled):
     from dpe_hf.inference import enhance
 
     photo = read_image(EXAMPLES / "fig_bowl.jpg")[0]
-    linear = (photo.astype(np.float64) / 255 + 0.055) / 1.055
-    linear = np.where(photo / 255 <= 0.04045, photo / 255 / 12.92, linear ** 2.4)
-    dark = _encode(linear / 4, np.uint8)  # the same photo two stops under
+    dark = _encode(_decode(photo) / 4, np.uint8)  # the same photo two stops under
     plain = [enhance(bundled, x) for x in (photo, dark)]
     even = [enhance(bundled, x, auto_exposure=True) for x in (photo, dark)]
     # the model alone keeps the darker shot darker; re-exposed first, the two nearly agree
