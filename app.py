@@ -49,7 +49,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from dpe_hf.data.io import ImageMeta, read_image, to_float32, write_image
+from dpe_hf.imageio import ImageMeta, read_image, to_float32, write_image
 from dpe_hf.errors import DPEError, ImageReadError, ImageTooLargeError
 from dpe_hf.export.lut import fit_lut, identity_lut, write_cube
 from dpe_hf.hub import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, model loading)
 
-from dpe_hf.data.io import read_image, to_float32  # noqa: E402
+from dpe_hf.imageio import read_image, to_float32  # noqa: E402
 
 
 def best_affine_per_channel(output: np.ndarray, reference: np.ndarray) -> np.ndarray:

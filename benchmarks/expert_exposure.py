@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (data folder and pairs)
 
-from dpe_hf.data.io import read_image  # noqa: E402
+from dpe_hf.imageio import read_image  # noqa: E402
 from dpe_hf.ops.exposure import log_average_luminance  # noqa: E402
 
 

@@ -9,7 +9,7 @@ Photos: DATA/target/debian/*.jpg at their own size (1.3 to 20 MP), and copies of
 resized with PIL to 12, 24 and 48 MP (made once into a temporary folder, JPEG q92).
 `--quick`: only 2 photos at 12 MP.
 
-Methods, each run end to end per photo (read the JPEG with `dpe_hf.data.io.read_image`, enhance,
+Methods, each run end to end per photo (read the JPEG with `dpe_hf.imageio.read_image`, enhance,
 write a JPEG with `write_image`), in a warm process (one untimed warm-up photo first):
 
 * guided          the network at long side 512, carried to full size by bilateral guided
@@ -97,7 +97,7 @@ def _worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from dpe_hf.data.io import read_image, write_image
+    from dpe_hf.imageio import read_image, write_image
     from dpe_hf.hub import load_generator
     from dpe_hf.ops import guided
     from dpe_hf.ops.exposure import even_exposure
@@ -222,7 +222,7 @@ def _truth_rows(files: list[Path], model: str) -> list[dict]:
     import numpy as np
     import torch
 
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
     from dpe_hf.hub import load_generator
     from dpe_hf.inference import enhance_array
     from dpe_hf.ops.guided import downscale_long_side

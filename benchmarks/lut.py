@@ -69,7 +69,7 @@ def load_model(spec: str | None):
 
 
 def quality(generator, pairs, size: int, smoothness: float) -> tuple[list[dict], float]:
-    from dpe_hf.data.io import read_image, to_float32
+    from dpe_hf.imageio import read_image, to_float32
 
     per_photo, style = LutFitter(size), []
     sums: dict[str, list[float]] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dpe_hf.data.io import read_image, write_image
+from dpe_hf.imageio import read_image, write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "target" / "debian"

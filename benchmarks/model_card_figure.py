@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also print the numbers with each photo re-exposed first")
     args = parser.parse_args(argv)
 
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
 
     enhance = quality.model_method(args.model)
     photos = {path.name: read_image(path)[0] for path in sorted(EXAMPLES.glob("*.jpg"))}
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def print_measures(args, enhance, bracket, outputs, dark, dark_output, dark_as_shot) -> None:
     """The bracket's spread (its `outputs` by `enhance`), and the brightness of the underexposed
     photo and of the dark scene."""
-    from dpe_hf.data.io import read_image, to_float32
+    from dpe_hf.imageio import read_image, to_float32
     from dpe_hf.evaluation import bracket_consistency
 
     spread_in, spread_out = (bracket_consistency({args.bracket: [lambda a=a: a for a in images]})["mean"]

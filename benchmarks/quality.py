@@ -99,7 +99,7 @@ def identity(image: np.ndarray) -> np.ndarray:
 
 def auto_levels(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """Per channel: the `low` and `high` percentiles go to 0 and 1, clipped (float out)."""
-    from dpe_hf.data.io import to_float32
+    from dpe_hf.imageio import to_float32
 
     x = to_float32(image)
     lo = np.percentile(x, low, axis=(0, 1))
@@ -126,7 +126,7 @@ def model_method(spec: str):
 def fixed_lut_method(pairs):
     """One 3D LUT fitted to map the inputs of `pairs` to expert C (`dpe_hf.export.lut`, each
     photo weighing alike), as a method: the same colour transform for every photo."""
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
     from dpe_hf.export.lut import LutFitter, apply_lut
 
     fitter = LutFitter()
@@ -171,7 +171,7 @@ def sice_scenes(folder: Path) -> dict[str, list[Path]]:
 def _thumbnail(image: np.ndarray, height: int):
     from PIL import Image
 
-    from dpe_hf.data.io import from_float, to_float32
+    from dpe_hf.imageio import from_float, to_float32
 
     im = Image.fromarray(from_float(to_float32(image)))  # uint8, whatever the method returned
     width = max(1, round(im.width * height / im.height))
@@ -209,7 +209,7 @@ class Outputs:
 
     def images(self, pair, names: list[str]) -> list[np.ndarray]:
         """input, the named models' outputs, expert C."""
-        from dpe_hf.data.io import read_image
+        from dpe_hf.imageio import read_image
 
         stem, input_path, expert_path = pair
         image, _ = read_image(input_path)
@@ -313,7 +313,7 @@ def add_exposure_scores(rows: list[dict], methods: dict, scenes: dict) -> None:
     """Each row gets "expo_psnr" (mean over scenes), "expo_per_scene" and "expo_level", the mean
     level (0-1) of its results: darkening these dark scenes shrinks the differences between
     their exposures and so raises expo PSNR, hence the two are read together."""
-    from dpe_hf.data.io import to_float32
+    from dpe_hf.imageio import to_float32
 
     for row in rows:
         levels = []
@@ -333,7 +333,7 @@ def exposure_bracket(path: Path, ev: float) -> np.ndarray:
     import torch
 
     from dpe_hf.data.degrade import EditParams, apply_edit
-    from dpe_hf.data.io import read_image, to_float32
+    from dpe_hf.imageio import read_image, to_float32
 
     x = torch.from_numpy(to_float32(read_image(path)[0])).permute(2, 0, 1)
     y = apply_edit(x, EditParams(exposure_ev=ev))
@@ -379,7 +379,7 @@ def sice_sequences(folder: Path, count: int = SEQUENCE_COUNT) -> dict[str, list[
 
 def add_sequence_scores(rows: list[dict], methods: dict, sequences: dict) -> None:
     """Each row gets "seq_psnr": exposure consistency over the frames of each SICE sequence."""
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
     from dpe_hf.evaluation import bracket_consistency
 
     loaders = {name: [lambda p=p: read_image(p)[0] for p in paths] for name, paths in sequences.items()}

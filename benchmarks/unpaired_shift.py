@@ -64,21 +64,21 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _small_float(image: np.ndarray) -> np.ndarray:
-    from dpe_hf.data.io import to_float32
+    from dpe_hf.imageio import to_float32
     from dpe_hf.ops.guided import downscale_long_side
 
     return to_float32(downscale_long_side(image, ANALYSIS_SIDE))
 
 
 def _files(folders: list[Path]) -> list[Path]:
-    from dpe_hf.evaluation import list_images
+    from dpe_hf.imageio import list_images
 
     return [f for folder in folders for f in list_images(folder, recursive=True)]
 
 
 def statistics_of(files: list[Path], method=None) -> np.ndarray:
     """Statistics of each photo (enhanced at full size by `method`, uint in, uint out, if given)."""
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
 
     rows = []
     for f in files:

@@ -31,7 +31,7 @@ from dpe_hf import __version__
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_SUFFIX = "_enhanced"
 DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE (not imported: it pulls in torch)
-DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.data.io.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
+DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.imageio.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
 DEFAULT_TILE, MIN_TILE = 1024, 64  # == dpe_hf.inference.DEFAULT_TILE, MIN_TILE (torch stays out)
 FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
 _GLOB_CHARS = set("*?[")
@@ -204,7 +204,7 @@ def _collect_inputs(specs: list[str], out_dir: Path, *,
     pattern that yields nothing comes back as (spec, None, reason). Paths that do not exist are
     kept as files: reading them gives the "file not found" error. Files under DIR are left out
     of folder scans, so that re-running on a folder that holds DIR does not enhance outputs."""
-    from dpe_hf.evaluation import list_images
+    from dpe_hf.imageio import list_images
 
     found: list[tuple[Path, Path | None, str | None]] = []
     for spec in specs:
@@ -227,7 +227,7 @@ def _collect_inputs(specs: list[str], out_dir: Path, *,
 
 def _plan(args, out_dir: Path) -> list[_Job]:
     """Decide every input's output; refuse outputs that would overwrite an input or collide."""
-    from dpe_hf.data.io import WRITE_SUFFIXES
+    from dpe_hf.imageio import WRITE_SUFFIXES
 
     ext = _normalise_ext(args.ext)
     found = _collect_inputs(args.inputs, out_dir, recursive=args.recursive)
@@ -333,7 +333,7 @@ def _run_batch(args, out_dir: Path, process, desc: str, start: float, *, overlap
     another encodes and writes the previous result (`_BatchIO`). At most one photo is read ahead
     and one result waits to be written, so memory stays bounded; every outcome is recorded here,
     in order, and the files are the same byte for byte as with `overlap=False`."""
-    from dpe_hf.data.io import read_image, write_image
+    from dpe_hf.imageio import read_image, write_image
     from dpe_hf.errors import DPEError
 
     try:
@@ -645,7 +645,7 @@ def _cmd_lut(args) -> int:
     if generator is None:
         return EXIT_USAGE
 
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
     from dpe_hf.errors import DPEError
     from dpe_hf.export.lut import LutFitter, network_pair, write_cube
 

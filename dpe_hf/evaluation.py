@@ -2,14 +2,14 @@
 
 One implementation for `dpe eval` and `benchmarks/quality.py`:
 
-* `list_images` / `pair_by_stem` find the pairs;
+* `pair_by_stem` finds the pairs (with `dpe_hf.imageio.list_images`);
 * `evaluate_pairs` reads each pair, optionally turns the first image into a prediction with a
   `method` (an enhancer, a baseline), and scores it with `dpe_hf.metrics.evaluate_pair`;
 * `mean_scores` and `format_table` summarise;
 * `exposure_consistency` scores how little a method's result depends on the exposure, from
   several exposures of the same scene (no reference needed).
 
-Images are read with `dpe_hf.data.io.read_image` and compared as float in [0, 1]: uint8 / 255,
+Images are read with `dpe_hf.imageio.read_image` and compared as float in [0, 1]: uint8 / 255,
 uint16 / 65535. torch is imported only when something is scored.
 """
 
@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dpe_hf.data.io import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, read_image, to_float32
 from dpe_hf.errors import DPEError
+from dpe_hf.imageio import DEFAULT_MAX_PIXELS, list_images, read_image, to_float32
 
 __all__ = [
     "METRICS",
     "Pairing",
     "EvalResult",
-    "list_images",
     "pair_by_stem",
     "score_arrays",
     "evaluate_pairs",
@@ -46,26 +45,6 @@ METRICS: tuple[tuple[str, str, int], ...] = (("psnr", "PSNR", 2), ("ssim", "SSIM
 #: A method maps the first image of a pair (as read: H x W x 3 uint8/uint16) to the prediction
 #: (uint8, uint16 or float in [0, 1]).
 Method = Callable[[np.ndarray], np.ndarray]
-
-
-def list_images(folder: str | Path, *, recursive: bool = False,
-                exclude: Path | None = None) -> list[Path]:
-    """Image files of `folder` (suffix in SUPPORTED_SUFFIXES, any case; hidden files left out),
-    sorted; with `recursive`, those of its subfolders too. Files under `exclude` are left out."""
-    folder = Path(folder)
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    exclude = exclude.resolve() if exclude is not None else None
-    out = []
-    for p in candidates:
-        rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if p.suffix.lower() not in SUPPORTED_SUFFIXES or not p.is_file():
-            continue
-        if exclude is not None and p.resolve().is_relative_to(exclude):
-            continue
-        out.append(p)
-    return sorted(out)
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dpe_hf.data.io import from_float, to_float32
+from dpe_hf.imageio import from_float, to_float32
 from dpe_hf.inference_numpy import blend, dtype_scale, enhance_pil
 from dpe_hf.models.generator import MULTIPLE
 from dpe_hf.ops.exposure import even_exposure

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpe_hf.data.io import read_image
+from dpe_hf.imageio import read_image
 from dpe_hf.export.lut import identity_lut, read_cube
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from dpe_hf.cli import main
-from dpe_hf.data.io import read_image, to_float32
+from dpe_hf.imageio import read_image, to_float32
 from dpe_hf.inference import enhance
 from dpe_hf.metrics import ciede2000, psnr, ssim
 from dpe_hf.models.generator import DPEGenerator
@@ -419,12 +419,12 @@ def test_overlapped_io_writes_the_same_bytes_and_reports_the_same(tmp_path, mode
 def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypatch):
     import threading
 
-    import dpe_hf.data.io
+    import dpe_hf.imageio
     import dpe_hf.inference
 
     files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(5)]
     events: list[tuple[str, str, str]] = []
-    real_read, real_enhance = dpe_hf.data.io.read_image, dpe_hf.inference.enhance
+    real_read, real_enhance = dpe_hf.imageio.read_image, dpe_hf.inference.enhance
 
     def read(path, **kwargs):
         events.append(("read", Path(path).stem, threading.current_thread().name))
@@ -434,7 +434,7 @@ def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypa
         events.append(("enhance", f"p{len([e for e in events if e[0] == 'enhance'])}", ""))
         return real_enhance(generator, image, **kwargs)
 
-    monkeypatch.setattr(dpe_hf.data.io, "read_image", read)
+    monkeypatch.setattr(dpe_hf.imageio, "read_image", read)
     monkeypatch.setattr(dpe_hf.inference, "enhance", enhance_)
     assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model),
                  "--overlap-io", "on"]) == 0
@@ -445,18 +445,18 @@ def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypa
 
 
 def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monkeypatch, capsys):
-    import dpe_hf.data.io
+    import dpe_hf.imageio
     from dpe_hf.errors import ImageWriteError
 
     files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(3)]
-    real_write = dpe_hf.data.io.write_image
+    real_write = dpe_hf.imageio.write_image
 
     def write(path, *args, **kwargs):
         if Path(path).name.startswith("p1"):
             raise ImageWriteError(path, "no space left on device")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(dpe_hf.data.io, "write_image", write)
+    monkeypatch.setattr(dpe_hf.imageio, "write_image", write)
     out = tmp_path / "out"
     assert main(["enhance", *map(str, files), "-o", str(out), "--model", str(model)]) == 1
     assert sorted(os.listdir(out)) == ["p0_enhanced.png", "p2_enhanced.png"]

@@ -21,7 +21,7 @@ from PIL import Image
 
 from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
-from dpe_hf.data.io import read_image, write_image
+from dpe_hf.imageio import read_image, write_image
 from dpe_hf.export import lut as lutmod
 from dpe_hf.export.lut import LutFitter, apply_lut, fit_lut, identity_lut, read_cube, write_cube
 from dpe_hf.models.blocks import pad_to, padded_size

@@ -96,7 +96,7 @@ def _mean_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_enhance_with_auto_exposure_brings_two_exposures_together(bundled):
-    from dpe_hf.data.io import read_image
+    from dpe_hf.imageio import read_image
     from dpe_hf.inference import enhance
 
     photo = read_image(EXAMPLES / "fig_bowl.jpg")[0]

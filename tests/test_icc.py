@@ -16,7 +16,7 @@ from PIL import Image, ImageCms
 
 import dpe_hf.cli
 from dpe_hf.cli import main
-from dpe_hf.data.io import read_image
+from dpe_hf.imageio import read_image
 from dpe_hf.inference import enhance, enhance_array
 from dpe_hf.inference_numpy import enhance_numpy
 from dpe_hf.ops.guided import downscale_long_side

@@ -1,4 +1,4 @@
-"""Tests for dpe_hf.data.io: every test image is generated here, under tmp_path."""
+"""Tests for dpe_hf.imageio: every test image is generated here, under tmp_path."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 
-from dpe_hf.data import io as dio
-from dpe_hf.data.io import (
+from dpe_hf import imageio as dio
+from dpe_hf.imageio import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     ImageMeta,
@@ -116,7 +116,7 @@ def test_constants():
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, dpe_hf.data.io; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, dpe_hf.imageio; sys.exit(1 if 'torch' in sys.modules else 0)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
 
@@ -711,7 +711,7 @@ def test_write_replaces_existing_atomically(tmp_path, monkeypatch):
         np.testing.assert_array_equal(read_image(dest)[0], asym_rgb())
         return real_replace(src, dst)
 
-    monkeypatch.setattr(dio.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     write_image(dest, smooth_rgb())
     assert len(seen) == 1
     tmp_name = Path(seen[0][0]).name

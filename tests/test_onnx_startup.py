@@ -15,7 +15,7 @@ import torch
 
 from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
-from dpe_hf.data.io import read_image, write_image
+from dpe_hf.imageio import read_image, write_image
 from dpe_hf.models.generator import DPEGenerator
 
 HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 
 from dpe_hf.cli import main
-from dpe_hf.data.io import read_image, write_image
+from dpe_hf.imageio import read_image, write_image
 from dpe_hf.errors import DPEError, ImageReadError, ImageTooLargeError, ImageWriteError
 from test_cli import error_lines, model, photo, save  # noqa: F401  (model: the shared fixture)
 

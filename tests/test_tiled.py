@@ -10,7 +10,7 @@ from PIL import Image
 
 from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
-from dpe_hf.data.io import read_image
+from dpe_hf.imageio import read_image
 from dpe_hf.hub import load_generator
 from dpe_hf.inference import _tile_geometry, enhance, enhance_array
 from dpe_hf.inference_numpy import enhance_array_numpy

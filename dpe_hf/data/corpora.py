@@ -411,7 +411,7 @@ def decode_image(value: Any, max_side: int | None = 512) -> torch.Tensor:
     downscaled with ``dpe_hf.ops.resize.resize_long_side`` (antialiased), never upscaled. Big
     JPEGs are decoded at a reduced DCT scale first (never below twice ``max_side``).
 
-    A ``.tif`` file Pillow cannot read (16-bit RGB) is read with ``dpe_hf.data.io.read_image``.
+    A ``.tif`` file Pillow cannot read (16-bit RGB) is read with ``dpe_hf.imageio.read_image``.
     Raises whatever Pillow raises for an undecodable file (see :func:`_try_decode`).
     """
     path = value.get("path") if isinstance(value, dict) and value.get("bytes") is None else (
@@ -419,10 +419,10 @@ def decode_image(value: Any, max_side: int | None = 512) -> torch.Tensor:
     try:
         return _decode_pil(value, max_side)
     except Exception:
-        # Pillow cannot read 16-bit RGB TIFFs (FiveK expert exports); dpe_hf.data.io can.
+        # Pillow cannot read 16-bit RGB TIFFs (FiveK expert exports); dpe_hf.imageio can.
         if path is None or Path(path).suffix.lower() not in (".tif", ".tiff"):
             raise
-        from dpe_hf.data.io import read_image, to_float32
+        from dpe_hf.imageio import read_image, to_float32
 
         try:
             arr, _ = read_image(path, max_pixels=None)

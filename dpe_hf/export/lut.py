@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dpe_hf.imageio import atomic_write
+
 __all__ = ["DEFAULT_SIZE", "LutFitter", "apply_lut", "fit_lut", "identity_lut", "network_pair",
            "read_cube", "write_cube"]
 
@@ -353,14 +355,8 @@ def write_cube(path: str | os.PathLike, lut: np.ndarray, title: str | None = Non
     lines += [f"LUT_3D_SIZE {n}", "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]
     rows = np.asarray(lut, dtype=np.float64).transpose(2, 1, 0, 3).reshape(-1, 3)  # b, g, r: red fastest
     body = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in rows.tolist())
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text("\n".join(lines) + "\n" + body + "\n", encoding="ascii")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    text = "\n".join(lines) + "\n" + body + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode("ascii")))
 
 
 def read_cube(path: str | os.PathLike) -> np.ndarray:

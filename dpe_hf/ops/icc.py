@@ -9,7 +9,7 @@ of test colours), or one LittleCMS cannot use (such photos are taken as sRGB, as
 
 Only what the network sees is converted: the low-resolution copy and the network's output
 (guided, residual), or each tile (tiled). The full-size photo keeps its own encoding, the
-carried result is in the photo's colour space, and `dpe_hf.data.io.write_image` tags it with
+carried result is in the photo's colour space, and `dpe_hf.imageio.write_image` tags it with
 the photo's own profile. So a photo at strength 0 comes back unchanged.
 
 How: LittleCMS (Pillow's ImageCms, relative colorimetric intent) on 8-bit data, both ways.

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from dpe_hf.imageio import atomic_write
+
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 
@@ -29,15 +31,6 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(accelerator, run_dir: str | Path, step: int, process_state: dict, keep: int = 2) -> Path:
     """Save everything needed to continue at `step`; call on every process."""
     root = checkpoint_root(run_dir)
@@ -50,12 +43,13 @@ def save_checkpoint(accelerator, run_dir: str | Path, step: int, process_state: 
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     tmp.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(tmp / f"process_{accelerator.process_index}.json", json.dumps(process_state))
+    state = json.dumps(process_state).encode()
+    atomic_write(tmp / f"process_{accelerator.process_index}.json", lambda f: f.write(state))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _atomic_write_text(root / LATEST, name)
+        atomic_write(root / LATEST, lambda f: f.write(name.encode()))
         older = sorted(p for p in root.glob("step_*") if p.name != name)
         for p in older[: max(0, len(older) - (keep - 1))]:
             shutil.rmtree(p, ignore_errors=True)
