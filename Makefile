@@ -47,9 +47,9 @@ test: install-test system-test-deps
 wheel-check: venv
 	rm -rf dist/wheelcheck && $(BIN)/pip wheel --quiet --no-deps -w dist/wheelcheck .
 	rm -rf dist/wheelcheck/site && $(BIN)/pip install --quiet --no-deps --target dist/wheelcheck/site dist/wheelcheck/*.whl
-	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -m dpe_hf.cli --help >/dev/null
-	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(CURDIR)/$(BIN)/python -c \
-		"from dpe_hf.resources import resource_dir, model_card_template; import dpe_hf.models.generator; \
+	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(abspath $(BIN))/python -m dpe_hf.cli --help >/dev/null
+	cd /tmp && PYTHONPATH=$(CURDIR)/dist/wheelcheck/site $(abspath $(BIN))/python -c \
+		"from dpe_hf.resources import resource_dir, model_card_template; import dpe_hf.models.generator, dpe_hf.imageio, dpe_hf.data.corpora; \
 		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); \
 		from dpe_hf.hub import load_generator, bundled_models; \
 		assert 'dist/wheelcheck/site' in str(bundled_models()['dpe-expertC']); load_generator(); \

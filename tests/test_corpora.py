@@ -255,6 +255,26 @@ def test_decode_image_16bit_tiff(tmp_path):
     assert x.shape == (3, 8, 12) and (x.int() - expect.int()).abs().max() <= 1
 
 
+def test_decode_image_16bit_png_is_rounded_once(tmp_path):
+    import cv2
+
+    arr = (np.random.default_rng(1).random((8, 12, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "e.png"), arr[:, :, ::-1])  # OpenCV writes BGR
+    x = decode_image(str(tmp_path / "e.png"), max_side=None)
+    expect = torch.from_numpy(np.round(arr / 257.0).astype(np.uint8)).permute(2, 0, 1)
+    assert torch.equal(x, expect)  # 16 bits kept until the uint8 rounding
+
+
+def test_decode_image_bytes_and_path_agree(tmp_path):
+    p = write_generated_folder(tmp_path, 1, size=(300, 450), seed=2)[0]
+    big = tmp_path / "big.jpg"
+    Image.open(p).save(big, quality=90)
+    for max_side in (None, 64):
+        by_path = decode_image(str(big), max_side)
+        assert torch.equal(by_path, decode_image({"bytes": big.read_bytes(), "path": None}, max_side))
+        assert torch.equal(by_path, decode_image({"bytes": None, "path": str(big)}, max_side))
+
+
 # --------------------------------------------------------------------------------------------
 # crop streams
 # --------------------------------------------------------------------------------------------

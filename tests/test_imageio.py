@@ -764,6 +764,43 @@ def test_float_roundtrip_exact(values):
     np.testing.assert_array_equal(from_float(to_float32(a8), np.uint8), a8)
 
 
+# ------------------------------------------------------- bytes in memory, reduced JPEG decode
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
+def test_read_from_bytes_equals_read_from_file(tmp_path, suffix):
+    path = tmp_path / f"o{suffix}"
+    img = wide16() if suffix == ".tif" else asym_rgb()
+    meta = ImageMeta(format="", bit_depth=8, mode="RGB", exif=exif_bytes(orientation=6, make="Cam"))
+    write_image(path, img, meta)
+    from_file, meta_file = read_image(path)
+    from_bytes, meta_bytes = read_image("anything" + suffix, data=path.read_bytes())
+    np.testing.assert_array_equal(from_bytes, from_file)
+    assert meta_bytes == meta_file
+
+
+def test_bad_bytes_are_one_line_naming_the_given_name(tmp_path):
+    with pytest.raises(ImageReadError) as info:
+        read_image("shot.png", data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert str(info.value).startswith("shot.png: ") and "\n" not in str(info.value)
+    with pytest.raises(ImageReadError, match="empty"):
+        read_image("shot.png", data=b"")
+
+
+def test_jpeg_draft_side_decodes_big_jpegs_smaller(tmp_path):
+    path = tmp_path / "big.jpg"
+    write_image(path, smooth_rgb(1200, 1600))
+    full, _ = read_image(path)
+    small, meta = read_image(path, jpeg_draft_side=100)
+    assert full.shape == (1200, 1600, 3)
+    assert 200 <= small.shape[1] < 400 and small.shape[0] * 4 == small.shape[1] * 3  # scale 1/8..1/4
+    assert meta.size == (small.shape[1], small.shape[0])
+    assert read_image(path, jpeg_draft_side=500)[0].shape == full.shape  # not 4x over: full size
+    png = tmp_path / "big.png"
+    write_image(png, smooth_rgb(1200, 1600))
+    assert read_image(png, jpeg_draft_side=100)[0].shape == full.shape  # JPEG only
+
+
 # ------------------------------------------------------------- optional extras: RAW and HEIF
 
 
