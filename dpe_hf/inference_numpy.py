@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dpe_hf.ops import guided
+from dpe_hf.ops.checks import check_image, dtype_scale
 from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import apply_bilateral_grid, blend_grid, downscale_long_side
 from dpe_hf.ops.icc import srgb_converter
@@ -27,17 +28,6 @@ METHODS = ("guided", "residual")
 
 
 # -- enhancement ----------------------------------------------------------------------------
-
-
-def dtype_scale(dtype: np.dtype) -> float:
-    """The value of white for an image array: 255, 65535, or 1.0 for floats; else ValueError."""
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    if np.issubdtype(dtype, np.floating):
-        return 1.0
-    raise ValueError(f"unsupported array dtype {dtype}: use uint8, uint16 or float in [0,1]")
 
 
 def blend(image: np.ndarray, result: np.ndarray, strength: float) -> np.ndarray:
@@ -91,7 +81,7 @@ def enhance_array_numpy(generator: Any, image: np.ndarray, *, max_side: int = DE
         return np.round(np.clip(out, 0, 1) * scale).astype(image.dtype)
     if method == "residual":
         return guided.residual_upsample(image, low, lout, strength=strength, threads=threads)
-    image = guided._check_full(image)
+    image = check_image(image)
     grid = guided.fit_bilateral_grid(low.astype(np.float32) / np.float32(scale), lout)
     if strength != 1.0:
         grid = blend_grid(grid, strength)
