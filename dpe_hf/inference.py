@@ -16,6 +16,7 @@ from PIL import Image
 
 from dpe_hf.enhancer import (DEFAULT_MAX_SIDE, DEFAULT_OVERLAP, DEFAULT_TILE, METHODS, MIN_TILE, Enhancer,
                              check_method)
+from dpe_hf.ops.checks import check_strength
 from dpe_hf.ops.resize import resize_long_side, resize_to
 from dpe_hf.torch_backend import TorchBackend
 
@@ -49,7 +50,8 @@ def enhance_array(generator, image: np.ndarray, *, max_side: int = DEFAULT_MAX_S
                   strength: float = 1.0, method: str = "guided", threads: int | None = None,
                   tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
                   icc_profile: bytes | None = None, auto_exposure: bool = False) -> np.ndarray:
-    """Enhance an H x W x 3 uint8 / uint16 array at its own size; returns the same dtype.
+    """Enhance an H x W x 3 uint8 / uint16 (or float in [0, 1]) array at its own size; returns
+    the same dtype.
 
     ``Enhancer(generator, ...)(image, icc_profile=icc_profile)``: see `dpe_hf.enhancer` for the
     methods, `tile` and `overlap`, the photo's ICC profile and `auto_exposure`. `generator`: a
@@ -72,8 +74,7 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected a (B,3,H,W) tensor, got shape {tuple(x.shape)}")
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    strength = check_strength(strength)
     check_method(method)
     if method in ("guided", "tiled"):
         enhancer = Enhancer(generator, max_side=max_side, strength=strength, method=method, tile=tile,
