@@ -309,8 +309,7 @@ def _runs_on_accelerator(generator) -> bool:
 
 
 def _save_lut(generator, image, meta, job: _Job, args, options: dict):
-    """--save-lut: the photo enhanced, and the LUT of the pair the network saw in that same run
-    (the copy at --max-side and its output, in the photo's colour space) written beside it."""
+    """--save-lut: the photo enhanced, and beside it the LUT of the pair the network saw in that run."""
     from dpe_hf.enhancer import Enhancer
     from dpe_hf.errors import ImageWriteError
     from dpe_hf.export.lut import fit_lut, write_cube

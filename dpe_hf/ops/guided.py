@@ -364,7 +364,8 @@ def apply_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, *, strip_rows: i
                     cv2.convertScaleAbs(v2, dst=v8.reshape(3 * n, w))
                     cv2.merge([v8[0], v8[1], v8[2]], dst=target)
                 else:
-                    store_rounded(cv2.merge([v[0], v[1], v[2]]).reshape(n, 3 * w), target.reshape(n, 3 * w), False, scale)
+                    merged = cv2.merge([v[0], v[1], v[2]]).reshape(n, 3 * w)
+                    store_rounded(merged, target.reshape(n, 3 * w), False, scale)
                 if staged is not None:
                     out[r0:r1, x0:x1] = target
 
