@@ -294,10 +294,9 @@ def _cmd_enhance(args) -> int:
             options["tile"] = args.tile or DEFAULT_TILE
 
     def process(job: _Job, image, meta):
-        result = enhance(generator, image, icc_profile=meta.icc_profile, **options)
         if args.save_lut:
-            _save_lut(generator, image, job, args)
-        return result
+            return _save_lut(generator, image, meta, job, args, options)
+        return enhance(generator, image, icc_profile=meta.icc_profile, **options)
 
     overlap = args.overlap_io == "on" or (args.overlap_io == "auto" and _runs_on_accelerator(generator))
     return _run_batch(args, out_dir, process, "enhance", start, overlap=overlap)
@@ -309,18 +308,19 @@ def _runs_on_accelerator(generator) -> bool:
     return next(generator.parameters()).device.type != "cpu"
 
 
-def _save_lut(generator, image, job: _Job, args) -> None:
-    """--save-lut: the LUT of the pair the network sees (the copy at --max-side and its output)."""
+def _save_lut(generator, image, meta, job: _Job, args, options: dict):
+    """--save-lut: the photo enhanced, and beside it the LUT of the pair the network saw in that run."""
+    from dpe_hf.enhancer import Enhancer
     from dpe_hf.errors import ImageWriteError
-    from dpe_hf.export.lut import fit_lut, network_pair, write_cube
+    from dpe_hf.export.lut import fit_lut, write_cube
 
     path = job.output.with_name(f"{job.source.stem}.cube")
     if path.exists() and not args.overwrite:
         raise ImageWriteError(path, "exists; use --overwrite")
-    low_in, low_out = network_pair(generator, image, max_side=args.max_side, strength=args.strength,
-                                   auto_exposure=args.auto_exposure)
+    result, pair = Enhancer(generator, **options).with_pair(image, icc_profile=meta.icc_profile)
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    write_cube(path, fit_lut(low_in, low_out), title=f"DPE {job.source.stem}")
+    write_cube(path, fit_lut(pair.low_in, pair.low_out), title=f"DPE {job.source.stem}")
+    return result
 
 
 def _run_batch(args, out_dir: Path, process, desc: str, start: float, *, overlap: bool) -> int:

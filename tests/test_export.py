@@ -128,7 +128,8 @@ def test_export_friendly_padding_and_pooling_match_in_onnxruntime(generator, tmp
 
 @needs_onnx
 def test_enhance_takes_an_onnx_generator(generator, onnx_path):
-    """OnnxGenerator has what dpe_hf.enhance uses of a module (eval, parameters, call)."""
+    """dpe_hf.enhance runs an OnnxGenerator through the ONNX backend, and the generator itself
+    takes and returns torch tensors too."""
     from dpe_hf.export.onnx import OnnxGenerator
     from dpe_hf.inference import enhance
 

@@ -120,12 +120,12 @@ def test_enhance_refuses_auto_exposure_for_tensors(bundled):
 
 
 def test_the_torch_free_path_re_exposes_too():
-    from dpe_hf.inference_numpy import enhance_numpy
+    from dpe_hf.enhancer import enhance
 
     rng = np.random.default_rng(3)
     image = (rng.random((300, 400, 3)) * 120).astype(np.uint8)  # dark: the gain is well above 1
     identity_network = lambda x: x  # noqa: E731  (a numpy generator, as an ONNX model is run)
     # the network changes nothing, so the result is the re-exposed photo, carried to full size exactly
-    assert np.array_equal(enhance_numpy(identity_network, image, max_side=128, auto_exposure=True),
+    assert np.array_equal(enhance(identity_network, image, max_side=128, auto_exposure=True),
                           even_exposure(image))
-    assert np.array_equal(enhance_numpy(identity_network, image, auto_exposure=True, strength=0.0), image)
+    assert np.array_equal(enhance(identity_network, image, auto_exposure=True, strength=0.0), image)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from dpe_hf.data.generated import generated_photo
 from dpe_hf.ops import guided as G
+from dpe_hf.ops import strips
 from dpe_hf.ops.resize import resize_long_side, resize_to
 
 
@@ -193,7 +194,7 @@ def test_wider_than_opencv_remap_limit_equals_narrow_pieces(monkeypatch):
     grid = G.fit_bilateral_grid(low, low_out)
     whole = G.apply_bilateral_grid(full, grid)
     residual = G.residual_upsample(full, low, low_out)
-    monkeypatch.setattr(G, "_REMAP_MAX", 256)  # 700 px -> three column tiles
+    monkeypatch.setattr(strips, "REMAP_MAX", 256)  # 700 px -> three column tiles
     assert np.array_equal(G.apply_bilateral_grid(full, grid, threads=2), whole)
     assert np.array_equal(G.residual_upsample(full, low, low_out), residual)
 

@@ -17,8 +17,8 @@ from PIL import Image, ImageCms
 import dpe_hf.cli
 from dpe_hf.cli import main
 from dpe_hf.imageio import read_image
+from dpe_hf.enhancer import Enhancer
 from dpe_hf.inference import enhance, enhance_array
-from dpe_hf.inference_numpy import enhance_numpy
 from dpe_hf.ops.guided import downscale_long_side
 from dpe_hf.ops.icc import srgb_converter
 from test_cli import model, photo  # noqa: F401  (model: the shared fixture)
@@ -112,7 +112,7 @@ def test_the_torch_free_path_converts_too():
         out[:, 0] = 1.0
         return out
 
-    out = enhance_numpy(red, photo(30, 40, seed=5), icc_profile=ADOBE)
+    out = Enhancer(red)(photo(30, 40, seed=5), icc_profile=ADOBE)
     assert np.abs(out.astype(int) - SRGB_RED_IN_ADOBE).max() <= 1
 
 

@@ -12,9 +12,9 @@ from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
 from dpe_hf.imageio import read_image
 from dpe_hf.hub import load_generator
-from dpe_hf.inference import _tile_geometry, enhance, enhance_array
-from dpe_hf.inference_numpy import enhance_array_numpy
-from dpe_hf.models.generator import DPEGenerator
+from dpe_hf.enhancer import Enhancer, tile_geometry
+from dpe_hf.inference import enhance, enhance_array
+from dpe_hf.models.generator import MULTIPLE, DPEGenerator
 from dpe_hf.ops.guided import downscale_long_side
 from dpe_hf.ops.tiling import feather_weights, tile_spans
 
@@ -56,13 +56,13 @@ def test_only_neighbours_overlap():
 
 
 def test_tile_geometry_keeps_the_unets_multiple():
-    assert _tile_geometry(1024, 64) == (1024, 64)
-    assert _tile_geometry(100, 64) == (112, 48)  # 112 / 2 = 56, rounded down to 48
-    assert _tile_geometry(64, 64) == (64, 32)
-    assert _tile_geometry(200, 40) == (208, 32)
+    assert tile_geometry(1024, 64, MULTIPLE) == (1024, 64)
+    assert tile_geometry(100, 64, MULTIPLE) == (112, 48)  # 112 / 2 = 56, rounded down to 48
+    assert tile_geometry(64, 64, MULTIPLE) == (64, 32)
+    assert tile_geometry(200, 40, MULTIPLE) == (208, 32)
     for bad in (63, 0, 64.0, True):
         with pytest.raises(ValueError, match="tile"):
-            _tile_geometry(bad, 64)
+            tile_geometry(bad, 64, MULTIPLE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_tiled_through_enhance_for_every_image_type(random_model):
 
 def test_an_onnx_style_generator_refuses_tiles():
     with pytest.raises(ValueError, match="needs a PyTorch model"):
-        enhance_array_numpy(lambda x: x, generated_photo((40, 50), seed=5), method="tiled")
+        Enhancer(lambda x: x, method="tiled")
 
 
 # --------------------------------------------------------------------------------------------

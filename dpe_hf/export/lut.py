@@ -312,28 +312,29 @@ def network_pair(generator, image: np.ndarray, *, max_side: int = 512, strength:
                  auto_exposure: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The pair a generator produces on the copy of `image` (H x W x 3) with long side
     `max_side`: (input, output), H' x W' x 3 float32 in [0, 1], the output clipped and blended
-    with the input by `strength` as `dpe_hf.enhance` does. With `auto_exposure` (uint8 / uint16
-    `image`) the network sees the re-exposed photo, and the pair still starts from the photo as
-    given, so the LUT carries the exposure change too. Takes an `nn.Module` generator or
-    anything with the same call and `parameters()` (an `OnnxGenerator`)."""
+    with the input by `strength`. With `auto_exposure` (uint8 / uint16 `image`) the network sees
+    the re-exposed photo, and the pair still starts from the photo as given, so the LUT carries
+    the exposure change too. `generator`: anything `dpe_hf.enhancer.backend_for` takes.
+
+    `dpe lut` fits its LUT on these pairs: the copy is made by `dpe_hf.ops.resize` (bilinear,
+    antialiased) and ICC profiles are not read, as it always has. A photo's own LUT comes from
+    the run that enhanced it instead (`dpe_hf.enhancer.Enhancer.with_pair`, `dpe enhance
+    --save-lut`)."""
     import torch
 
+    from dpe_hf.enhancer import backend_for
     from dpe_hf.ops.exposure import even_exposure
     from dpe_hf.ops.resize import resize_long_side
 
-    def low_copy(array: np.ndarray) -> torch.Tensor:
+    def low_copy(array: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(_as_colours(array).reshape(np.shape(array))))
-        return resize_long_side(x.permute(2, 0, 1)[None], max_side)
+        return resize_long_side(x.permute(2, 0, 1)[None], max_side)[0].permute(1, 2, 0).numpy()
 
     low = low_copy(image)
-    seen = low_copy(even_exposure(image)) if auto_exposure else low
-    generator.eval()
-    param = next(generator.parameters())
-    with torch.inference_mode():
-        out = generator(seen.to(param.device, param.dtype)).clamp(0, 1).to("cpu", torch.float32)
+    out = backend_for(generator).run(low_copy(even_exposure(image)) if auto_exposure else low)
     if strength != 1.0:
-        out = low + strength * (out - low)
-    return low[0].permute(1, 2, 0).numpy(), out[0].permute(1, 2, 0).numpy()
+        out = low + np.float32(strength) * (out - low)
+    return low, out
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
-"""`OnnxGenerator`: run an exported generator (`dpe_hf.export.onnx.export_onnx`) with
-onnxruntime. Needs numpy and onnxruntime only: importing this module does not import torch,
-so `dpe enhance --model model.onnx` starts without it (`dpe_hf.inference_numpy`).
-
-Torch tensors are still accepted (and returned) when torch is in use; `parameters()`, the
-only other torch-facing bit, imports torch when called.
+"""Run an exported generator (`dpe_hf.export.onnx.export_onnx`) with onnxruntime:
+`OnnxGenerator`, the model on (B, 3, H, W) arrays, and `OnnxBackend`, the inference core's
+network (`dpe_hf.enhancer`) for it or for any callable on such numpy arrays. Needs numpy and
+onnxruntime only: importing this module does not import torch, so `dpe enhance --model
+model.onnx` starts without it. Torch tensors are still accepted (and returned) by
+`OnnxGenerator` when torch is in use.
 """
 
 from __future__ import annotations
@@ -16,20 +16,18 @@ import numpy as np
 
 from dpe_hf.errors import ModelLoadError
 
-__all__ = ["OnnxGenerator"]
+__all__ = ["OnnxBackend", "OnnxGenerator"]
 
 
 class OnnxGenerator:
-    """An exported generator run by onnxruntime, usable where inference takes a generator.
+    """An exported generator run by onnxruntime, in float32 on the CPU (or the providers given).
 
     Call it on (B,3,H,W) float in [0,1], a numpy array or a torch tensor; the result is the
-    same kind (a tensor on the input's device and dtype), not clipped. `eval()` and
-    `parameters()` exist so that code written for `nn.Module` generators (`dpe_hf.enhance`)
-    can take it: it runs in float32 on the CPU (or the providers given). `run` is the numpy
-    entry point used by the torch-free `dpe_hf.inference_numpy`.
+    same kind (a tensor on the input's device and dtype), not clipped. `run` is the numpy
+    entry point. `dpe_hf.enhance` and `Enhancer` take it (through `OnnxBackend`).
     """
 
-    #: Marks generators that take and return numpy arrays (`dpe_hf.inference_numpy`).
+    #: Read by `dpe_hf.cli` to choose the torch-free path (until it builds an `Enhancer`).
     numpy_native = True
 
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None,
@@ -56,7 +54,6 @@ class OnnxGenerator:
                                  f"{[(i.name, i.shape) for i in inputs]}")
         self.input_name = inputs[0].name
         self.output_name = self.session.get_outputs()[0].name
-        self._param = None
 
     def __repr__(self) -> str:
         return f"OnnxGenerator({str(self.path)!r})"
@@ -74,14 +71,29 @@ class OnnxGenerator:
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
-    # -- the bits of the nn.Module interface that inference code uses -----------------------
-    def eval(self) -> OnnxGenerator:
-        return self
 
-    def parameters(self):
-        """One empty float32 CPU tensor: tells callers where to put the input (imports torch)."""
-        if self._param is None:
-            import torch
+class OnnxBackend:
+    """The inference core's network for an `OnnxGenerator`, a path to a .onnx file, or any
+    callable on (B, 3, H, W) float32 numpy in [0, 1] (an object with a ``run`` method is called
+    through it). numpy only. No ``method="tiled"``: an exported graph computes its global
+    feature from whatever it is given, so it has no input for the one every tile must share."""
 
-            self._param = torch.empty(0, dtype=torch.float32)
-        yield self._param
+    supports_tiling = False
+    tile_multiple = None
+
+    def __init__(self, model):
+        self.model = OnnxGenerator(model) if isinstance(model, (str, os.PathLike)) else model
+        self._call = getattr(self.model, "run", self.model)
+
+    def __repr__(self) -> str:
+        return f"OnnxBackend({self.model!r})"
+
+    def run(self, x: np.ndarray, global_feature=None) -> np.ndarray:
+        """float32 H x W x 3 in [0, 1] -> the network's output, clipped, float32 H x W x 3."""
+        if global_feature is not None:
+            raise ValueError("an ONNX model takes no global feature")
+        y = self._call(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+        return np.clip(np.asarray(y, np.float32), 0, 1)[0].transpose(1, 2, 0)
+
+    def encode_global(self, x: np.ndarray):
+        raise ValueError("an ONNX model has no separate global feature")

@@ -47,20 +47,18 @@ processing equals single-pass processing bit for bit).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import operator
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # numpy and OpenCV only: torch tensors are accepted when torch is loaded,
-    import torch  # so the ONNX path (`dpe_hf.inference_numpy`) runs without importing it
+# numpy and OpenCV only (torch tensors are accepted when torch is loaded), so the ONNX path
+# runs without importing torch
+from dpe_hf.ops.checks import (as_hwc_float, check_grid, check_image, check_out, check_strength, dtype_scale,
+                               positive_int)
+from dpe_hf.ops import strips  # strips.REMAP_MAX read at call time (the tests lower it)
+from dpe_hf.ops.strips import column_tiles, run_strips, store_rounded, worker_threads
 
 __all__ = [
     "GUIDE_WEIGHTS",
@@ -92,170 +90,6 @@ GUIDE_UPSAMPLE = 2
 
 _SUB = 32  # cv2.remap's sub-texel resolution (INTER_BITS = 5)
 _BLOCK = 4  # the fit pools its moments over BLOCKxBLOCK pixel blocks
-_REMAP_MAX = 32000  # cv2.remap wants source and destination sides below 32767
-
-
-# --------------------------------------------------------------------------------------------
-# validation helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}") from None
-    if v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return v
-
-
-def _check_full(full_in: Any, name: str = "full_in") -> np.ndarray:
-    if not isinstance(full_in, np.ndarray):
-        raise ValueError(f"{name} must be a numpy array (H x W x 3, uint8 or uint16), "
-                         f"got {type(full_in).__name__}")
-    if full_in.ndim != 3 or full_in.shape[2] != 3:
-        raise ValueError(f"{name} must have shape H x W x 3, got {full_in.shape}")
-    if full_in.shape[0] < 1 or full_in.shape[1] < 1:
-        raise ValueError(f"{name} is empty: {full_in.shape}")
-    if full_in.dtype.kind != "u" or full_in.dtype.itemsize not in (1, 2):
-        raise ValueError(f"{name} must be uint8 or uint16, got dtype {full_in.dtype}")
-    if not full_in.dtype.isnative:
-        full_in = full_in.astype(full_in.dtype.newbyteorder("="))
-    return full_in
-
-
-def _check_out(out: np.ndarray | None, full_in: np.ndarray) -> np.ndarray:
-    if out is None:
-        return np.empty(full_in.shape, full_in.dtype.newbyteorder("="))
-    if not isinstance(out, np.ndarray):
-        raise ValueError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.shape != full_in.shape or out.dtype != full_in.dtype:
-        raise ValueError(f"out must have the input's shape {full_in.shape} and dtype {full_in.dtype}, "
-                         f"got {out.shape} {out.dtype}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writable C-contiguous array")
-    return out
-
-
-def _scale(dtype: np.dtype) -> float:
-    return 255.0 if dtype == np.uint8 else 65535.0
-
-
-def _as_hwc_float(x: Any, name: str) -> np.ndarray:
-    """numpy H x W x 3 (uint8, uint16 or float in [0, 1]) or torch (3, H, W) / (1, 3, H, W)
-    float in [0, 1] -> float32 numpy (H, W, 3)."""
-    torch = sys.modules.get("torch")  # a tensor can only come from an imported torch
-    if torch is not None and isinstance(x, torch.Tensor):
-        t = x.detach()
-        if t.ndim == 4 and t.shape[0] == 1:
-            t = t[0]
-        if t.ndim != 3 or t.shape[0] != 3:
-            raise ValueError(f"{name}: a tensor must be (3, H, W) or (1, 3, H, W), got {tuple(x.shape)}")
-        if not t.is_floating_point():
-            raise ValueError(f"{name}: a tensor must be floating point in [0, 1], got {t.dtype}")
-        a = t.to("cpu", torch.float32).permute(1, 2, 0).numpy()
-    elif isinstance(x, np.ndarray):
-        if x.ndim != 3 or x.shape[2] != 3:
-            raise ValueError(f"{name}: an array must be H x W x 3, got {x.shape}")
-        if x.dtype == np.uint8 or x.dtype == np.uint16:
-            a = x.astype(np.float32) / np.float32(_scale(x.dtype))
-        elif x.dtype.kind == "f":
-            a = np.asarray(x, np.float32)
-        else:
-            raise ValueError(f"{name}: unsupported dtype {x.dtype} (use uint8, uint16 or float in [0, 1])")
-    else:
-        raise ValueError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"{name} is empty: {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} has NaN or infinite values")
-    return np.ascontiguousarray(a)
-
-
-def _check_grid(grid: Any) -> np.ndarray:
-    torch = sys.modules.get("torch")  # a tensor can only come from an imported torch
-    if torch is not None and isinstance(grid, torch.Tensor):
-        grid = grid.detach().cpu().numpy()
-    if not isinstance(grid, np.ndarray):
-        raise ValueError(f"grid must be a numpy array (gh, gw, gd, 3, 4), got {type(grid).__name__}")
-    if grid.ndim != 5 or grid.shape[3:] != (3, 4) or min(grid.shape[:3]) < 2:
-        raise ValueError(f"grid must have shape (gh, gw, gd, 3, 4) with gh, gw, gd >= 2, got {grid.shape}")
-    if grid.dtype.kind != "f":
-        raise ValueError(f"grid must be floating point, got {grid.dtype}")
-    if not np.isfinite(grid).all():
-        raise ValueError("grid has NaN or infinite coefficients")
-    return grid
-
-
-def _check_strength(strength: Any) -> float:
-    try:
-        s = float(strength)
-    except (TypeError, ValueError):
-        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}") from None
-    if not 0.0 <= s <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
-    return s
-
-
-def _threads(threads: int | None) -> int:
-    """None: ``torch.get_num_threads()`` where torch is already imported, else
-    ``OMP_NUM_THREADS`` if set (a positive int), else the CPU count; at most the CPU count."""
-    if threads is None:
-        cpus = os.cpu_count() or 1
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            return max(1, min(torch.get_num_threads(), cpus))
-        try:
-            env = int(os.environ.get("OMP_NUM_THREADS", "") or 0)
-        except ValueError:
-            env = 0
-        return max(1, min(env if env > 0 else cpus, cpus))
-    return _positive_int(threads, "threads")
-
-
-_cv2_lock = threading.Lock()
-_cv2_depth = 0
-_cv2_saved = 0
-
-
-@contextlib.contextmanager
-def _cv2_single_threaded() -> Iterator[None]:
-    """Switch OpenCV's own thread pool off while our workers run (they split the strips
-    themselves; nested pools would oversubscribe the cores). Reference-counted, so concurrent
-    calls restore the original setting only when the last one ends."""
-    global _cv2_depth, _cv2_saved
-    with _cv2_lock:
-        if _cv2_depth == 0:
-            _cv2_saved = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-        _cv2_depth += 1
-    try:
-        yield
-    finally:
-        with _cv2_lock:
-            _cv2_depth -= 1
-            if _cv2_depth == 0:
-                cv2.setNumThreads(_cv2_saved)
-
-
-def _run_strips(height: int, strip_rows: int, threads: int, worker) -> None:
-    """Call ``worker(row_start, row_stop)`` over ``threads`` contiguous bands of rows (each
-    band is processed strip by strip inside the worker, with the worker's own buffers)."""
-    threads = max(1, min(threads, -(-height // strip_rows)))
-    with _cv2_single_threaded():
-        if threads == 1:
-            worker(0, height)
-            return
-        # bands are whole numbers of strips, so buffers are reused without reallocation
-        strips = -(-height // strip_rows)
-        bounds = [min(height, (strips * k // threads) * strip_rows) for k in range(threads + 1)]
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            futures = [pool.submit(worker, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-            for f in futures:
-                f.result()
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,8 +101,8 @@ def auto_grid_size(height: int, width: int, *, cell: int = DEFAULT_CELL, depth: 
                    ) -> tuple[int, int, int]:
     """Grid nodes for a low-resolution image of ``height x width``: one node every ``cell``
     pixels (at least 2 per axis), ``depth`` guide levels: (65, 45, 9) for 512 x 352."""
-    height, width = _positive_int(height, "height"), _positive_int(width, "width")
-    cell, depth = _positive_int(cell, "cell"), _positive_int(depth, "depth", 2)
+    height, width = positive_int(height, "height"), positive_int(width, "width")
+    cell, depth = positive_int(cell, "cell"), positive_int(depth, "depth", 2)
     return (max(2, round(height / cell) + 1), max(2, round(width / cell) + 1), depth)
 
 
@@ -351,8 +185,8 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
     (float64); about 30-60 ms for 512 x 384 on one core. numpy only, so the ONNX path runs
     without torch.
     """
-    lin = _as_hwc_float(low_in, "low_in")
-    lout = _as_hwc_float(low_out, "low_out")
+    lin = as_hwc_float(low_in, "low_in")
+    lout = as_hwc_float(low_out, "low_out")
     if lin.shape != lout.shape:
         raise ValueError(f"low_in and low_out differ in size: {tuple(lin.shape)} vs {tuple(lout.shape)}")
     h, w, _ = lin.shape
@@ -360,7 +194,7 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
         size = auto_grid_size(h, w, cell=cell, depth=depth)
     else:
         try:
-            size = tuple(_positive_int(v, "grid sizes", 2) for v in grid)
+            size = tuple(positive_int(v, "grid sizes", 2) for v in grid)
         except TypeError:
             raise ValueError(f"grid must be (gh, gw, gd), got {grid!r}") from None
         if len(size) != 3:
@@ -386,8 +220,8 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
 
 def blend_grid(grid: np.ndarray, strength: float) -> np.ndarray:
     """The grid of ``x + strength * (T(x) - x)``: an exact, free way to apply an edit partly."""
-    grid = _check_grid(grid)
-    s = _check_strength(strength)
+    grid = check_grid(grid)
+    s = check_strength(strength)
     identity = np.zeros((3, 4), np.float64)
     identity[:, :3] = np.eye(3)
     return (identity + s * (grid.astype(np.float64) - identity)).astype(np.float32)
@@ -442,15 +276,15 @@ def apply_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, *, strip_rows: i
         ``out`` (or a new array): same shape and dtype as ``full_in``, clipped and rounded
         (half to even).
     """
-    full_in = _check_full(full_in)
-    grid = _check_grid(grid)
-    strip_rows = _positive_int(strip_rows, "strip_rows")
-    threads = _threads(threads)
-    out = _check_out(out, full_in)
+    full_in = check_image(full_in)
+    grid = check_grid(grid)
+    strip_rows = positive_int(strip_rows, "strip_rows")
+    threads = worker_threads(threads)
+    out = check_out(out, full_in)
     height, width = full_in.shape[:2]
     gh, gw, _ = grid.shape[:3]
     base, step, gz = _textures(grid)
-    scale = _scale(full_in.dtype)
+    scale = dtype_scale(full_in.dtype)
     eight_bit = full_in.dtype == np.uint8
     n_max = min(strip_rows, height)
 
@@ -458,8 +292,8 @@ def apply_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, *, strip_rows: i
     # (strip row r, grid column). The remap output has 3n rows (c, r): pixel x of strip row r
     # reads column r * gw + (x + 0.5) / W * (gw - 1) and row c * gz + guide * (gz - 1), both
     # rounded to 1/32 here so that cv2.remap's own rounding is exact.
-    n_max = max(1, min(n_max, _REMAP_MAX // gw))  # cv2.remap needs the texture < 32767 wide
-    tiles = _column_tiles(width)
+    n_max = max(1, min(n_max, strips.REMAP_MAX // gw))  # cv2.remap needs the texture < 32767 wide
+    tiles = column_tiles(width)
     xq = np.rint((np.arange(width, dtype=np.float64) + 0.5) / width * (gw - 1) * _SUB) / _SUB
     mapx_rows = (np.arange(n_max, dtype=np.float64)[:, None] * gw + xq[None, :]).astype(np.float32)
     mapx: dict[tuple[int, int], np.ndarray] = {}
@@ -530,30 +364,14 @@ def apply_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, *, strip_rows: i
                     cv2.convertScaleAbs(v2, dst=v8.reshape(3 * n, w))
                     cv2.merge([v8[0], v8[1], v8[2]], dst=target)
                 else:
-                    _store(cv2.merge([v[0], v[1], v[2]]).reshape(n, 3 * w), target.reshape(n, 3 * w), False, scale)
+                    merged = cv2.merge([v[0], v[1], v[2]]).reshape(n, 3 * w)
+                    store_rounded(merged, target.reshape(n, 3 * w), False, scale)
                 if staged is not None:
                     out[r0:r1, x0:x1] = target
 
-    _run_strips(height, n_max, threads, worker)
+    run_strips(height, n_max, threads, worker)
     return out
 
-
-def _column_tiles(width: int) -> list[tuple[int, int]]:
-    """Column ranges of at most _REMAP_MAX pixels (cv2.remap's limit on the output width)."""
-    count = -(-width // _REMAP_MAX)
-    bounds = [width * k // count for k in range(count + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _store(values: np.ndarray, dst: np.ndarray, eight_bit: bool, scale: float) -> None:
-    """Clip to [0, scale], round half to even, write into dst (uint8 / uint16)."""
-    if eight_bit:
-        cv2.max(values, 0.0, dst=values)
-        cv2.convertScaleAbs(values, dst=dst)  # rounds and saturates at 255
-    else:
-        np.clip(values, 0.0, scale, out=values)
-        np.rint(values, out=values)
-        np.copyto(dst, values, casting="unsafe")
 
 
 def guided_upsample(full_in: np.ndarray, low_in: Any, low_out: Any, *, strength: float = 1.0,
@@ -567,8 +385,8 @@ def guided_upsample(full_in: np.ndarray, low_in: Any, low_out: Any, *, strength:
     ``strength`` in [0, 1] blends the transform with the identity (exact, at no cost).
     Returns an array of ``full_in``'s shape and dtype (``out`` if given).
     """
-    full_in = _check_full(full_in)
-    strength = _check_strength(strength)
+    full_in = check_image(full_in)
+    strength = check_strength(strength)
     coeffs = fit_bilateral_grid(low_in, low_out, grid=grid, lam=lam)
     if strength != 1.0:
         coeffs = blend_grid(coeffs, strength)
@@ -593,27 +411,27 @@ def residual_upsample(full_in: np.ndarray, low_in: Any, low_out: Any, *, strengt
     """``full_in + upsample(low_out - low_in)``: the residual, upsampled bilinearly
     (``align_corners=False``, as `dpe_hf.inference` did with float tensors), added strip by
     strip to the uint8 / uint16 image. Arguments as for `guided_upsample`."""
-    full_in = _check_full(full_in)
-    strength = _check_strength(strength)
-    lin = _as_hwc_float(low_in, "low_in")
-    lout = _as_hwc_float(low_out, "low_out")
+    full_in = check_image(full_in)
+    strength = check_strength(strength)
+    lin = as_hwc_float(low_in, "low_in")
+    lout = as_hwc_float(low_out, "low_out")
     if lin.shape != lout.shape:
         raise ValueError(f"low_in and low_out differ in size: {tuple(lin.shape)} vs {tuple(lout.shape)}")
-    strip_rows = _positive_int(strip_rows, "strip_rows")
-    threads = _threads(threads)
-    out = _check_out(out, full_in)
+    strip_rows = positive_int(strip_rows, "strip_rows")
+    threads = worker_threads(threads)
+    out = check_out(out, full_in)
     height, width = full_in.shape[:2]
     h, w = lin.shape[:2]
-    if max(h, w) > _REMAP_MAX:
-        raise ValueError(f"the low-resolution pair is too large ({h} x {w}): at most {_REMAP_MAX} px a side")
-    scale = _scale(full_in.dtype)
+    if max(h, w) > strips.REMAP_MAX:
+        raise ValueError(f"the low-resolution pair is too large ({h} x {w}): at most {strips.REMAP_MAX} px a side")
+    scale = dtype_scale(full_in.dtype)
     eight_bit = full_in.dtype == np.uint8
     residual = np.zeros((h, w, 4), np.float32)  # 4 channels: OpenCV's fast remap path
     residual[..., :3] = (lout - lin) * np.float32(strength * scale)
     mx = _source_coords(width, w)
     my_all = _source_coords(height, h)
-    n_max = min(strip_rows, height, _REMAP_MAX)
-    tiles = _column_tiles(width)
+    n_max = min(strip_rows, height, strips.REMAP_MAX)
+    tiles = column_tiles(width)
     tile_w = max(x1 - x0 for x0, x1 in tiles)
 
     def worker(row_start: int, row_stop: int) -> None:
@@ -640,11 +458,11 @@ def residual_upsample(full_in: np.ndarray, low_in: Any, low_out: Any, *, strengt
                     strip = np.ascontiguousarray(strip)
                 cv2.add(a, strip, dst=a, dtype=cv2.CV_32F)
                 target = out[r0:r1] if staged is None else staged[:n * w_ * 3].reshape(n, w_, 3)
-                _store(a.reshape(n, 3 * w_), target.reshape(n, 3 * w_), eight_bit, scale)
+                store_rounded(a.reshape(n, 3 * w_), target.reshape(n, 3 * w_), eight_bit, scale)
                 if staged is not None:
                     out[r0:r1, x0:x1] = target
 
-    _run_strips(height, n_max, threads, worker)
+    run_strips(height, n_max, threads, worker)
     return out
 
 
@@ -658,8 +476,8 @@ def downscale_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     returned as is), same dtype. The short side is ``round(short * long_side / long)`` half up,
     at least 1, as `dpe_hf.ops.resize.resize_long_side` computes it. Works on the uint8 /
     uint16 array directly (OpenCV's INTER_AREA), so no full-size float copy is made."""
-    image = _check_full(image, "image")
-    long_side = _positive_int(long_side, "long_side")
+    image = check_image(image, "image")
+    long_side = positive_int(long_side, "long_side")
     h, w = image.shape[:2]
     long, short = max(h, w), min(h, w)
     if long <= long_side:
