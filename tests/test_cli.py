@@ -230,9 +230,9 @@ def test_folders_recursive_and_glob_patterns(tmp_path, model, capsys):
 
 
 def test_no_bundled_model_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
-    import dpe_hf.hub
+    import dpe_hf.model_spec
 
-    monkeypatch.setattr(dpe_hf.hub, "bundled_models", lambda: {})
+    monkeypatch.setattr(dpe_hf.model_spec, "bundled_models", lambda: {})
     monkeypatch.chdir(tmp_path)
     save(tmp_path / "x.png", photo())
     assert main(["enhance", "x.png", "-o", "out"]) == 2
