@@ -461,3 +461,42 @@ def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monke
     assert main(["enhance", *map(str, files), "-o", str(out), "--model", str(model)]) == 1
     assert sorted(os.listdir(out)) == ["p0_enhanced.png", "p2_enhanced.png"]
     assert error_lines(capsys.readouterr().err) == [f"error: {out / 'p1_enhanced.png'}: no space left on device"]
+
+
+# --------------------------------------------------------------------------------------------
+# the package, and the rules it shares with the app (dpe_hf.batch)
+# --------------------------------------------------------------------------------------------
+
+
+def test_python_dash_m_runs_the_cli_package(tmp_path, model):
+    src = save(tmp_path / "p.png", photo())
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "dpe_hf.cli", "enhance", str(src), "-o", str(tmp_path / "out"),
+                           "--model", str(model)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 written" in proc.stderr and (tmp_path / "out" / "p_enhanced.png").is_file()
+
+
+def test_output_names_and_the_pixel_limit_are_one_rule():
+    from dpe_hf import batch
+    from dpe_hf.data.io import DEFAULT_MAX_PIXELS
+
+    assert batch.DEFAULT_MAX_PIXELS == DEFAULT_MAX_PIXELS
+    assert batch.output_name("a/photo.JPG") == "photo_enhanced.JPG"
+    assert batch.output_name("photo.tiff", "_x") == "photo_x.tiff"
+    assert batch.output_name("anim.gif") == "anim_enhanced.png"  # not writable: png
+    assert batch.output_name("scan.bmp", ext=".WEBP") == "scan_enhanced.WEBP"
+    assert batch.output_name("noext") == "noext_enhanced.png"
+
+
+def test_enhance_runs_with_a_model_loaded_beforehand(tmp_path, model, capsys):
+    from dpe_hf.cli import build_parser
+    from dpe_hf.cli import enhance as enhance_command
+    from dpe_hf.hub import load_generator
+
+    src = save(tmp_path / "p.png", photo(seed=7))
+    generator = load_generator(model)
+    args = build_parser().parse_args(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", "./not-loaded"])
+    assert enhance_command.run(args, generator=generator) == 0  # --model is not looked at
+    assert np.array_equal(read_image(tmp_path / "out" / "p_enhanced.png")[0], enhance(generator, photo(seed=7)))
+    assert "1 written" in capsys.readouterr().err
