@@ -6,7 +6,9 @@ be, what its output is called.
 
 `dpe enhance` and `dpe apply-lut` run their photos through `run_batch`; the app names its
 downloads with `output_name`, refuses photos above `DEFAULT_MAX_PIXELS` and loads models with
-`load_model`, so a photo gets the same name, limit and device in both.
+`load_model`, so a photo gets the same name, limit and device in both. Under a launcher
+(`accelerate launch --num_processes N -m dpe_hf.cli enhance ...`), `launched_processes` gives
+each process its share of the planned jobs.
 
 Start-up stays light (the CLI imports this for its defaults): numpy, PIL and torch are imported
 inside the functions that need them.
@@ -18,6 +20,7 @@ import glob
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,3 +299,60 @@ class BatchIO:
     def __exit__(self, *exc) -> None:
         if self._pool is not None:  # on an interrupt: finish what runs (writes are atomic), drop the rest
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# scale-out: `accelerate launch --num_processes N -m dpe_hf.cli enhance ...`
+# --------------------------------------------------------------------------------------------
+
+
+def launched_world_size() -> int:
+    """How many processes a launcher (accelerate launch, torchrun) started; 1 without one."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+class ProcessShare:
+    """This process's place among those a launcher started: its device, its share of a batch and
+    the exit code of them all. Accelerate is imported here only, so a plain run does not pay for it."""
+
+    def __init__(self):
+        import torch
+        from accelerate import PartialState
+
+        # on a machine without GPUs, Accelerate sets up (gloo) processes only when told to use the CPU
+        self._state = PartialState(cpu=not torch.cuda.is_available())
+
+    @property
+    def device(self) -> str:
+        device = self._state.device
+        return "cpu" if device.type == "cpu" else str(device)  # Accelerate says cpu:0, safetensors wants cpu
+
+    def share(self, jobs: list[BatchJob]) -> list[BatchJob]:
+        """A contiguous slice of `jobs` (planned alike in every process): each job runs once."""
+        with self._state.split_between_processes(jobs) as mine:
+            return list(mine)
+
+    def worst(self, code: int) -> int:
+        """The highest exit code of all processes, so that each exits with what covers them all."""
+        from accelerate.utils import gather_object
+
+        return max(gather_object([code]))
+
+    def close(self) -> None:
+        self._state.destroy_process_group()
+
+
+@contextmanager
+def launched_processes():
+    """A `ProcessShare` when this process is one of several a launcher started, else None."""
+    if launched_world_size() == 1:
+        yield None
+        return
+    share = ProcessShare()
+    try:
+        yield share
+    finally:
+        share.close()

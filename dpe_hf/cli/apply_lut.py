@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dpe_hf.batch import FALLBACK_EXT
+from dpe_hf.batch import FALLBACK_EXT, launched_processes
 from dpe_hf.cli.common import EXIT_USAGE, add_batch_options, error, output_folder_is_a_file, run_batch_command
 
 
@@ -29,6 +29,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `dpe apply-lut`; under a launcher, each process maps its share of the photos."""
+    with launched_processes() as processes:
+        return _run(args, processes)
+
+
+def _run(args, processes) -> int:
     start = time.perf_counter()
     if output_folder_is_a_file(Path(args.output)):
         return EXIT_USAGE
@@ -40,4 +46,4 @@ def run(args) -> int:
         error(str(exc))
         return EXIT_USAGE
     return run_batch_command(args, lambda job, image, meta: apply_lut(image, lut, interp=args.interp),
-                             "apply-lut", start, overlap=args.overlap_io != "off")
+                             "apply-lut", start, overlap=args.overlap_io != "off", processes=processes)

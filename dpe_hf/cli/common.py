@@ -120,9 +120,11 @@ def output_folder_is_a_file(out_dir: Path) -> bool:
     return False
 
 
-def run_batch_command(args, process, desc: str, start: float, *, overlap: bool) -> int:
+def run_batch_command(args, process, desc: str, start: float, *, overlap: bool, processes=None) -> int:
     """Plan the outputs of args.inputs under args.output, run `process(job, image, meta) -> image`
-    on each and report: one line per bad file, one summary, exit 1 if any failed."""
+    on each and report: one line per bad file, one summary, exit 1 if any failed. With
+    `processes` (a `dpe_hf.batch.ProcessShare`), this process runs its share of the plan, prints
+    the summary of its share, and returns the exit code that covers every process."""
     from dpe_hf.batch import BatchSettings, plan_outputs, run_batch
 
     out_dir = Path(args.output)
@@ -132,6 +134,8 @@ def run_batch_command(args, process, desc: str, start: float, *, overlap: bool) 
         error(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})")
         return EXIT_USAGE
     jobs = plan_outputs(args.inputs, out_dir, suffix=args.suffix, ext=args.ext, recursive=args.recursive)
+    if processes is not None:
+        jobs = processes.share(jobs)
     settings = BatchSettings(overwrite=args.overwrite, skip_existing=args.skip_existing,
                              max_pixels=args.max_pixels, quality=args.quality)
     report = run_batch(jobs, settings, process, overlap=overlap, on_error=error, start=start,
@@ -140,4 +144,5 @@ def run_batch_command(args, process, desc: str, start: float, *, overlap: bool) 
         print(report.as_json())
     else:
         print(report.summary(), file=sys.stderr)
-    return EXIT_SOME_FAILED if report.failed else EXIT_OK
+    code = EXIT_SOME_FAILED if report.failed else EXIT_OK
+    return code if processes is None else processes.worst(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dpe_hf.batch import DEFAULT_SUFFIX, FALLBACK_EXT, BatchJob, runs_on_accelerator
+from dpe_hf.batch import DEFAULT_SUFFIX, FALLBACK_EXT, BatchJob, launched_processes, runs_on_accelerator
 from dpe_hf.cli.common import (
     DEFAULT_MAX_SIDE,
     DEFAULT_TILE,
@@ -70,7 +70,13 @@ def add_parser(sub) -> None:
 
 def run(args, generator=None) -> int:
     """Run `dpe enhance` with parsed `args`; `generator`: a model already loaded, instead of
-    loading args.model (benchmarks load it once, outside the timing)."""
+    loading args.model (benchmarks load it once, outside the timing). Under a launcher, each
+    process enhances its share of the photos, on its own device with --device auto."""
+    with launched_processes() as processes:
+        return _run(args, generator, processes)
+
+
+def _run(args, generator, processes) -> int:
     start = time.perf_counter()
     if output_folder_is_a_file(Path(args.output)):
         return EXIT_USAGE
@@ -78,7 +84,8 @@ def run(args, generator=None) -> int:
         error("--tile goes with --method tiled")
         return EXIT_USAGE
     if generator is None:
-        generator = load_model(args.model, args.device)
+        device = processes.device if processes is not None and args.device == "auto" else args.device
+        generator = load_model(args.model, device)
         if generator is None:
             return EXIT_USAGE
 
@@ -103,7 +110,7 @@ def run(args, generator=None) -> int:
         return result
 
     overlap = args.overlap_io == "on" or (args.overlap_io == "auto" and runs_on_accelerator(generator))
-    return run_batch_command(args, process, "enhance", start, overlap=overlap)
+    return run_batch_command(args, process, "enhance", start, overlap=overlap, processes=processes)
 
 
 def _save_lut(generator, image, job: BatchJob, args) -> None:
