@@ -40,7 +40,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from dpe_hf.app_engine import Engine, Rendering, default_model_spec
+from dpe_hf.app_engine import DEFAULT_PREVIEW_SIDE, Engine, Rendering, default_model_spec
 from dpe_hf.batch import DEFAULT_MAX_PIXELS
 from dpe_hf.errors import DPEError
 from dpe_hf.hub import DEFAULT_REPO_ID, bundled_models
@@ -117,7 +117,7 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     """The app. `default_model` (else env DPE_MODEL, else the bundled model) is preselected."""
     default = default_model_spec(default_model)
     engine = Engine(default, max_pixels=_env_int("DPE_MAX_PIXELS", DEFAULT_MAX_PIXELS),
-                    preview_side=_env_int("DPE_PREVIEW_SIDE", 2048),
+                    preview_side=_env_int("DPE_PREVIEW_SIDE", DEFAULT_PREVIEW_SIDE),
                     device=os.environ.get("DPE_DEVICE", "").strip() or None)
     choices = list(dict.fromkeys([default, *bundled_models()]))
     delete_after = _env_int("DPE_DELETE_CACHE_SECONDS", 3600)

@@ -35,6 +35,7 @@ MODEL_CACHE_SIZE = 3  # models kept loaded
 RESULT_CACHE_BYTES = 1 << 30  # full-size inputs + results kept for re-blending (newest always kept)
 OWN_FILES_TTL = 600  # our copies of result files; gradio has copied them into its cache by then
 LUT_FIT_SIDE = 512  # the look's LUT is fitted on copies this large
+DEFAULT_PREVIEW_SIDE = 2048  # long side of the before/after view
 
 
 def default_model_spec(explicit: str | None = None) -> str:
@@ -101,8 +102,8 @@ class Engine:
     """Loads models (LRU), runs them once per (upload, model, even exposure) and renders blends
     of the cache. `device`: where models run, as `dpe enhance --device` (None: auto)."""
 
-    def __init__(self, default_model: str, *, max_pixels: int = DEFAULT_MAX_PIXELS, preview_side: int = 2048,
-                 device: str | None = None):
+    def __init__(self, default_model: str, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 preview_side: int = DEFAULT_PREVIEW_SIDE, device: str | None = None):
         self.default_model = default_model
         self.max_pixels = max_pixels
         self.preview_side = preview_side

@@ -97,7 +97,7 @@ def parse_model_spec(spec: str | Path | None) -> ModelSource:
         return ModelSource("folder", str(local), text)
     if path.exists():
         raise ModelLoadError(f"{text}: not a model folder (no config.json in it or in {path / RUN_GENERATOR_SUBDIR})")
-    if is_path_spec(spec if spec is not None else text):
+    if spec is not None and is_path_spec(spec):
         raise ModelLoadError(f"{text}: no such file or folder")
     if text == DEFAULT_MODEL:
         raise ModelLoadError(f"no bundled default model '{DEFAULT_MODEL}' in this install yet; "
