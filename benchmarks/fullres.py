@@ -286,19 +286,19 @@ def _fmt_truth(rows: list[dict]) -> str:
 
 
 def _batch_worker(args: argparse.Namespace) -> None:
-    from dpe_hf import cli
+    from dpe_hf.cli import build_parser, enhance
     from dpe_hf.hub import load_generator
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    gen = load_generator(args.model).eval()
-    cli._load_model = lambda spec, device="auto": gen  # the model is loaded once, untimed
+    gen = load_generator(args.model).eval()  # loaded once, outside the timing
     flags = ["-o", args.out_dir, "--overwrite", "--overlap-io", "off" if args.method == "no-overlap" else "on"]
-    cli.main(["enhance", args.files[0], *flags])  # warm-up
+    parser = build_parser()
+    enhance.run(parser.parse_args(["enhance", args.files[0], *flags]), generator=gen)  # warm-up
     t = time.perf_counter()
-    code = cli.main(["enhance", *args.files, *flags])
+    code = enhance.run(parser.parse_args(["enhance", *args.files, *flags]), generator=gen)
     seconds = time.perf_counter() - t
     print(json.dumps({"code": code, "seconds": seconds, "photos": len(args.files),
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

@@ -1,10 +1,8 @@
-"""Resolve "which model" from what a user types: a path, a bundled name or a hub repo id.
+"""Load the model a user names: a path, a bundled name or a hub repo id (`dpe_hf.model_spec`
+says which is which), and carry models into an offline Hugging Face cache.
 
-Order (the same for `dpe enhance --model`, `dpe eval --model` and the app's chooser):
-1. an existing local path: a folder with config.json, a training run folder (its
-   `generator/` subfolder), or an exported `.onnx` file;
-2. the name of a bundled checkpoint (`dpe-expertC`);
-3. a hub repo id (`org/name`), from the HF cache or, with network, the hub.
+The same specs for `dpe enhance --model`, `dpe eval --model`, the app's chooser and
+`DPEGenerator.from_pretrained`.
 """
 
 from __future__ import annotations
@@ -14,92 +12,26 @@ import json
 import shutil
 from pathlib import Path
 
-from dpe_hf.errors import ModelLoadError
-from dpe_hf.resources import resource_dir
+from dpe_hf.model_spec import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models, parse_model_spec
 
-DEFAULT_MODEL = "dpe-expertC"
-DEFAULT_REPO_ID = "dpe-hf/dpe-expertC"
-RUN_GENERATOR_SUBDIR = "generator"
-
-
-def bundled_models() -> dict[str, Path]:
-    """Bundled checkpoints by name (folders of `checkpoints/` that hold a config.json)."""
-    root = resource_dir("checkpoints")
-    if not root.is_dir():
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()}
-
-
-def resolve_local(spec: str | Path) -> Path | None:
-    """The model folder `spec` names on disk, or None when it is not a local model."""
-    path = Path(spec).expanduser()
-    if (path / "config.json").is_file():
-        return path
-    if (path / RUN_GENERATOR_SUBDIR / "config.json").is_file():
-        return path / RUN_GENERATOR_SUBDIR
-    bundled = bundled_models()
-    if str(spec) in bundled:
-        return bundled[str(spec)]
-    return None
-
-
-def describe(spec: str | Path | None) -> str:
-    return str(spec if spec is not None else DEFAULT_MODEL)
+__all__ = ["DEFAULT_MODEL", "DEFAULT_REPO_ID", "add_to_hf_cache", "bundled_models", "load_generator",
+           "model_card_kwargs"]
 
 
 def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache_dir: str | Path | None = None):
-    """Load a `DPEGenerator` from a folder, run folder, bundled name or hub repo id (eval mode).
+    """Load a `DPEGenerator` from a folder, run folder, bundled name or hub repo id (eval mode),
+    or an `OnnxGenerator` from a `.onnx` file (without importing torch).
 
     Raises `ModelLoadError` with one line saying what was tried when nothing matches.
     """
-    spec = DEFAULT_MODEL if spec is None else spec
-    if str(spec).lower().endswith(".onnx"):
-        onnx_path = Path(str(spec)).expanduser()
-        if not onnx_path.is_file():
-            raise ModelLoadError(f"{spec}: no such ONNX file")
-        from dpe_hf.export.onnx_runtime import OnnxGenerator  # no torch import for .onnx
+    source = parse_model_spec(spec)
+    if source.kind == "onnx":
+        from dpe_hf.export.onnx_runtime import OnnxGenerator
 
-        return OnnxGenerator(onnx_path)
+        return OnnxGenerator(Path(source.location))
     from dpe_hf.models.generator import DPEGenerator
 
-    local = resolve_local(spec)
-    if local is not None:
-        try:
-            return DPEGenerator.from_pretrained(str(local), map_location=device)
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"{local}: config.json does not describe a DPEGenerator ({exc})") from None
-    path = Path(str(spec)).expanduser()
-    if path.exists():
-        raise ModelLoadError(f"{spec}: not a model folder (no config.json in it or in {path / RUN_GENERATOR_SUBDIR})")
-    if str(spec) == DEFAULT_MODEL:
-        raise ModelLoadError(f"no bundled default model '{DEFAULT_MODEL}' in this install yet; "
-                             "pass --model with a model folder, a run folder or a hub repo id")
-    if str(spec).count("/") != 1:
-        raise ModelLoadError(f"{spec}: no such folder, bundled model ({', '.join(bundled_models()) or 'none'}) "
-                             "or hub repo id (org/name)")
-    return _from_hub(str(spec), device=device, cache_dir=cache_dir)
-
-
-def _from_hub(repo_id: str, *, device: str, cache_dir):
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
-
-    from dpe_hf.models.generator import DPEGenerator
-
-    from huggingface_hub.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # its retry warnings would bury our one-line error
-    try:
-        return DPEGenerator.from_pretrained(repo_id, map_location=device, cache_dir=cache_dir)
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
-        raise ModelLoadError(f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached "
-                             f"({type(exc).__name__})") from None
-    except HfHubHTTPError as exc:
-        raise ModelLoadError(f"{repo_id}: the hub refused it ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:  # network errors that huggingface_hub does not wrap
-        raise ModelLoadError(f"{repo_id}: could not be fetched ({exc})") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    return DPEGenerator.from_pretrained(source.spec, map_location=device, cache_dir=cache_dir)
 
 
 def add_to_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path, revision: str | None = None) -> Path:

@@ -219,3 +219,34 @@ def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_engine_is_library_code_without_gradio():
+    import subprocess
+
+    code = ("import sys\nimport dpe_hf.app_engine\n"
+            "print(sorted(m for m in ('gradio', 'gradio_client') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_app_names_limits_and_places_photos_as_dpe_enhance_does(tiny_model, tmp_path, monkeypatch):
+    from dpe_hf.app_engine import Engine
+    from dpe_hf.batch import DEFAULT_MAX_PIXELS, load_model
+
+    for name in ("DPE_MAX_PIXELS", "DPE_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    engine = _load_app().build_demo(str(tiny_model)).dpe_engine
+    assert engine.max_pixels == DEFAULT_MAX_PIXELS and engine.device is None  # None: auto, as --device auto
+    assert next(engine.model(None).parameters()).device == next(load_model(str(tiny_model)).parameters()).device
+
+    arr = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    engine = Engine(str(tiny_model))
+    for name, suffix, fmt in (("scan.tif", ".tif", "TIFF"), ("shot.webp", ".webp", "WEBP"), ("pic.bmp", ".png", "PNG")):
+        Image.fromarray(arr).save(tmp_path / name)
+        rendering = engine.render(engine.entry(str(tmp_path / name), None), 100)
+        assert rendering.result.name == f"{Path(name).stem}_enhanced{suffix}"
+        assert Image.open(rendering.result).format == fmt and f"download: {fmt}" in rendering.info
+    with pytest.raises(ValueError, match="strength must be between 0 and 100"):
+        engine.render(engine.entry(str(tmp_path / "scan.tif"), None), 120)

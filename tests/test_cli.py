@@ -230,9 +230,9 @@ def test_folders_recursive_and_glob_patterns(tmp_path, model, capsys):
 
 
 def test_no_bundled_model_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
-    import dpe_hf.hub
+    import dpe_hf.model_spec
 
-    monkeypatch.setattr(dpe_hf.hub, "bundled_models", lambda: {})
+    monkeypatch.setattr(dpe_hf.model_spec, "bundled_models", lambda: {})
     monkeypatch.chdir(tmp_path)
     save(tmp_path / "x.png", photo())
     assert main(["enhance", "x.png", "-o", "out"]) == 2
@@ -420,22 +420,22 @@ def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypa
     import threading
 
     import dpe_hf.imageio
-    import dpe_hf.inference
+    from dpe_hf.enhancer import Enhancer
 
     files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(5)]
     events: list[tuple[str, str, str]] = []
-    real_read, real_enhance = dpe_hf.imageio.read_image, dpe_hf.inference.enhance
+    real_read, real_enhance = dpe_hf.imageio.read_image, Enhancer.__call__
 
     def read(path, **kwargs):
         events.append(("read", Path(path).stem, threading.current_thread().name))
         return real_read(path, **kwargs)
 
-    def enhance_(generator, image, **kwargs):
+    def enhance_(self, image, **kwargs):
         events.append(("enhance", f"p{len([e for e in events if e[0] == 'enhance'])}", ""))
-        return real_enhance(generator, image, **kwargs)
+        return real_enhance(self, image, **kwargs)
 
     monkeypatch.setattr(dpe_hf.imageio, "read_image", read)
-    monkeypatch.setattr(dpe_hf.inference, "enhance", enhance_)
+    monkeypatch.setattr(Enhancer, "__call__", enhance_)
     assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model),
                  "--overlap-io", "on"]) == 0
     for i in range(5):
@@ -461,3 +461,97 @@ def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monke
     assert main(["enhance", *map(str, files), "-o", str(out), "--model", str(model)]) == 1
     assert sorted(os.listdir(out)) == ["p0_enhanced.png", "p2_enhanced.png"]
     assert error_lines(capsys.readouterr().err) == [f"error: {out / 'p1_enhanced.png'}: no space left on device"]
+
+
+# --------------------------------------------------------------------------------------------
+# the package, and the rules it shares with the app (dpe_hf.batch)
+# --------------------------------------------------------------------------------------------
+
+
+def test_python_dash_m_runs_the_cli_package(tmp_path, model):
+    src = save(tmp_path / "p.png", photo())
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "dpe_hf.cli", "enhance", str(src), "-o", str(tmp_path / "out"),
+                           "--model", str(model)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 written" in proc.stderr and (tmp_path / "out" / "p_enhanced.png").is_file()
+
+
+def test_output_names_and_the_pixel_limit_are_one_rule():
+    from dpe_hf import batch
+    from dpe_hf.imageio import DEFAULT_MAX_PIXELS
+
+    assert batch.DEFAULT_MAX_PIXELS == DEFAULT_MAX_PIXELS
+    assert batch.output_name("a/photo.JPG") == "photo_enhanced.JPG"
+    assert batch.output_name("photo.tiff", "_x") == "photo_x.tiff"
+    assert batch.output_name("anim.gif") == "anim_enhanced.png"  # not writable: png
+    assert batch.output_name("scan.bmp", ext=".WEBP") == "scan_enhanced.WEBP"
+    assert batch.output_name("noext") == "noext_enhanced.png"
+
+
+def test_enhance_runs_with_a_model_loaded_beforehand(tmp_path, model, capsys):
+    from dpe_hf.cli import build_parser
+    from dpe_hf.cli import enhance as enhance_command
+    from dpe_hf.hub import load_generator
+
+    src = save(tmp_path / "p.png", photo(seed=7))
+    generator = load_generator(model)
+    args = build_parser().parse_args(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", "./not-loaded"])
+    assert enhance_command.run(args, generator=generator) == 0  # --model is not looked at
+    assert np.array_equal(read_image(tmp_path / "out" / "p_enhanced.png")[0], enhance(generator, photo(seed=7)))
+    assert "1 written" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# scale-out: accelerate launch splits a batch across processes
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_plain_run_does_not_import_accelerate(tmp_path, model):
+    src = save(tmp_path / "p.png", photo())
+    code = ("import sys\nfrom dpe_hf.cli import main\n"
+            f"assert main(['enhance', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '--model', {str(model)!r}]) == 0\n"
+            "print('accelerate' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def _launch(args: list[str], processes: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dpe_hf.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
+
+
+def _summaries(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " written" in line and line.split()[0].isdigit()]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_splits_the_photos_across_processes(tmp_path, model):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        save(folder / f"p{i}.png", photo(24, 32, seed=i))
+    out = tmp_path / "out"
+    done = _launch(["enhance", str(folder), "-o", str(out), "--model", str(model)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = _summaries(done.stdout + done.stderr)
+    assert len(lines) == 2, lines  # one per process
+    assert sum(int(line.split()[0]) for line in lines) == 5  # every photo once
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i}_enhanced.png" for i in range(5)]
+    for i in range(5):  # each output is the one a plain run writes
+        assert np.array_equal(read_image(out / f"p{i}_enhanced.png")[0],
+                              enhance(DPEGenerator.from_pretrained(str(model)), photo(24, 32, seed=i)))
+
+    # a bad photo in one process's share: the launch fails, the rest is skipped, nothing redone
+    (folder / "p9.png").write_bytes(b"not a png")
+    again = _launch(["enhance", str(folder), "-o", str(out), "--model", str(model), "--skip-existing"])
+    assert again.returncode != 0
+    lines = _summaries(again.stdout + again.stderr)
+    assert len(lines) == 2 and all(line.startswith("0 written") for line in lines), lines
+    assert sum(int(line.split("skipped")[0].split()[-1]) for line in lines if "skipped" in line) == 5
+    assert len(error_lines(again.stderr)) == 1

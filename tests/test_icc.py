@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-import dpe_hf.cli
+import dpe_hf.cli.enhance
 from dpe_hf.cli import main
 from dpe_hf.imageio import read_image
 from dpe_hf.enhancer import Enhancer
@@ -118,7 +118,7 @@ def test_the_torch_free_path_converts_too():
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
 def test_dpe_enhance_writes_the_photos_space_with_its_profile(tmp_path, monkeypatch, suffix):
-    monkeypatch.setattr(dpe_hf.cli, "_load_model", lambda spec, device="cpu": ConstantNet())
+    monkeypatch.setattr(dpe_hf.cli.enhance, "load_model", lambda spec, device="cpu": ConstantNet())
     for name, icc, expected in (("adobe", ADOBE, SRGB_RED_IN_ADOBE), ("srgb", SRGB, (255, 0, 0)),
                                 ("plain", None, (255, 0, 0))):
         src = tmp_path / f"{name}{suffix}"

@@ -27,9 +27,6 @@ class OnnxGenerator:
     entry point. `dpe_hf.enhance` and `Enhancer` take it (through `OnnxBackend`).
     """
 
-    #: Read by `dpe_hf.cli` to choose the torch-free path (until it builds an `Enhancer`).
-    numpy_native = True
-
     def __init__(self, path: str | os.PathLike, *, providers: list[str] | None = None,
                  threads: int | None = None):
         try:

@@ -1,0 +1,358 @@
+"""Batches of photos, and the rules every front end shares: which device, how large a photo may
+be, what its output is called.
+
+    jobs = plan_outputs(["photos/", "*.tif"], out_dir, suffix="_enhanced")
+    report = run_batch(jobs, BatchSettings(...), process, overlap=True, on_error=print)
+
+`dpe enhance` and `dpe apply-lut` run their photos through `run_batch`; the app names its
+downloads with `output_name`, refuses photos above `DEFAULT_MAX_PIXELS` and loads models with
+`load_model`, so a photo gets the same name, limit and device in both. Under a launcher
+(`accelerate launch --num_processes N -m dpe_hf.cli enhance ...`), `launched_processes` gives
+each process its share of the planned jobs.
+
+Start-up stays light (the CLI imports this for its defaults): numpy, PIL and torch are imported
+inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SUFFIX = "_enhanced"
+DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.imageio.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
+DEFAULT_QUALITY = 95
+FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
+_GLOB_CHARS = set("*?[")
+
+
+def load_model(spec: str | Path | None, device: str = "auto"):
+    """The generator `spec` names (see `dpe_hf.model_spec`), on `device`: `auto` is CUDA, then
+    Apple MPS, then the CPU. An ONNX file runs with onnxruntime on the CPU and does not import
+    torch (start-up). Raises ModelLoadError, or ValueError for a device that does not exist."""
+    from dpe_hf.hub import load_generator
+    from dpe_hf.model_spec import parse_model_spec
+
+    if parse_model_spec(spec).kind == "onnx":  # a spec that names nothing fails here, before torch loads
+        return load_generator(spec)
+    from dpe_hf.inference import resolve_device
+
+    return load_generator(spec, device=resolve_device(device))
+
+
+def runs_on_accelerator(generator) -> bool:
+    """Whether a PyTorch model sits on a GPU (an ONNX model runs on the CPU here)."""
+    parameters = getattr(generator, "parameters", None)
+    return parameters is not None and next(parameters()).device.type != "cpu"
+
+
+def normalise_ext(ext: str | None) -> str | None:
+    if ext is None:
+        return None
+    ext = ext.strip().lstrip(".")
+    return ext or None
+
+
+def output_name(source: str | Path, suffix: str = DEFAULT_SUFFIX, ext: str | None = None) -> str:
+    """`{stem}{suffix}.{ext}`: `ext` (without its dot), else the source's own extension when that
+    format can be written, else png."""
+    from dpe_hf.imageio import WRITE_SUFFIXES
+
+    source = Path(source)
+    out_ext = normalise_ext(ext)
+    if out_ext is None:
+        out_ext = source.suffix.lstrip(".")
+        if "." + out_ext.lower() not in WRITE_SUFFIXES:
+            out_ext = FALLBACK_EXT
+    return f"{source.stem}{suffix}.{out_ext}"
+
+
+# --------------------------------------------------------------------------------------------
+# planning: which inputs, which outputs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchJob:
+    source: Path  # as given (for messages)
+    output: Path | None  # None: the input itself failed (see error)
+    error: str | None = None  # reason, without the path
+
+
+def collect_inputs(specs: list[str], out_dir: Path, *,
+                   recursive: bool) -> list[tuple[Path, Path | None, str | None]]:
+    """Expand INPUTs into (file, output subfolder relative to DIR, None), in order. A folder or
+    pattern that yields nothing comes back as (spec, None, reason). Paths that do not exist are
+    kept as files: reading them gives the "file not found" error. Files under DIR are left out
+    of folder scans, so that re-running on a folder that holds DIR does not enhance outputs."""
+    from dpe_hf.imageio import list_images
+
+    found: list[tuple[Path, Path | None, str | None]] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            images = list_images(path, recursive=recursive, exclude=out_dir)
+            if not images:
+                hint = "" if recursive else " (use --recursive for subfolders)"
+                found.append((path, None, f"no images in this folder{hint}"))
+            found.extend((img, img.relative_to(path).parent, None) for img in images)
+        elif path.exists() or os.path.lexists(path) or not (_GLOB_CHARS & set(spec)):
+            found.append((path, Path("."), None))  # a file, or a missing path read_image will name
+        else:
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive) if Path(m).is_file())
+            if not matches:
+                found.append((path, None, "no file matches this pattern"))
+            found.extend((m, Path("."), None) for m in matches)
+    return found
+
+
+def plan_outputs(inputs: list[str], out_dir: Path, *, suffix: str = DEFAULT_SUFFIX, ext: str | None = None,
+                 recursive: bool = False) -> list[BatchJob]:
+    """Decide every input's output; refuse outputs that would overwrite an input or collide."""
+    found = collect_inputs(inputs, out_dir, recursive=recursive)
+    seen_inputs: set[Path] = set()
+    entries = []
+    for src, rel, err in found:
+        if err is None and rel is not None:
+            key = src.resolve()
+            if key in seen_inputs:  # the same file through a folder and a pattern: once
+                continue
+            seen_inputs.add(key)
+        entries.append((src, rel, err))
+
+    jobs: list[BatchJob] = []
+    planned: dict[Path, Path] = {}
+    for src, rel, err in entries:
+        if err is not None:
+            jobs.append(BatchJob(src, None, err))
+            continue
+        output = out_dir / rel / output_name(src, suffix, ext)
+        key = output.resolve()
+        if key == src.resolve() or (output.exists() and src.exists() and os.path.samefile(output, src)):
+            jobs.append(BatchJob(src, None, "output would overwrite the input"))
+            continue
+        if key in seen_inputs:
+            jobs.append(BatchJob(src, None, f"output {output} would overwrite another input of this batch"))
+            continue
+        if key in planned:
+            jobs.append(BatchJob(src, None, f"output {output} is also the output of {planned[key]}"))
+            continue
+        planned[key] = src
+        jobs.append(BatchJob(src, output))
+    return jobs
+
+
+# --------------------------------------------------------------------------------------------
+# running: read ahead, process, write behind, one report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSettings:
+    overwrite: bool = False
+    skip_existing: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS  # 0: no limit
+    quality: int = DEFAULT_QUALITY
+
+
+@dataclass
+class BatchReport:
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line: `3 written, 1 skipped, 1 failed (2.0 s)`."""
+        parts = [f"{len(self.written)} written"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return f"{', '.join(parts)} ({self.seconds:.1f} s)"
+
+    def as_json(self) -> str:
+        return json.dumps({"written": self.written, "skipped": self.skipped, "failed": self.failed,
+                           "seconds": round(self.seconds, 3)}, indent=2)
+
+
+def run_batch(jobs: list[BatchJob], settings: BatchSettings, process, *, overlap: bool, on_error,
+              progress=None, start: float | None = None) -> BatchReport:
+    """Run `process(job, image, meta) -> image` on each planned job, write the results and report:
+    `on_error(line)` once per bad file, and the batch goes on. `progress(items, total)` may wrap
+    the loop (a progress bar); `start` is the `time.perf_counter()` the report's seconds count
+    from (default: now).
+
+    I/O overlaps the work: while a photo is processed, a worker thread decodes the next one and
+    another encodes and writes the previous result (`BatchIO`). At most one photo is read ahead
+    and one result waits to be written, so memory stays bounded; every outcome is recorded here,
+    in order, and the files are the same byte for byte as with `overlap=False`."""
+    from dpe_hf.imageio import read_image, write_image
+    from dpe_hf.errors import DPEError
+
+    start = time.perf_counter() if start is None else start
+    report = BatchReport()
+
+    def fail(path: Path | str, reason: str) -> None:
+        report.failed.append({"path": str(path), "reason": reason})
+        on_error(f"{path}: {reason}")
+
+    def attempt(job: BatchJob, step):
+        """step()'s value, or None once its failure is recorded (the batch goes on)."""
+        try:
+            return step()
+        except DPEError as exc:
+            report.failed.append({"path": getattr(exc, "path", str(job.source)),
+                                  "reason": getattr(exc, "reason", str(exc))})
+            on_error(str(exc))
+        except (ValueError, RuntimeError, MemoryError, OSError) as exc:
+            fail(job.source, f"{type(exc).__name__}: {exc}")
+        return None
+
+    def read(job: BatchJob):
+        return read_image(job.source, max_pixels=settings.max_pixels or None)
+
+    def write(job: BatchJob, result, meta) -> Path:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        return write_image(job.output, result, meta, quality=settings.quality)
+
+    def collect_writes(batch_io: BatchIO) -> None:
+        for job, writing in batch_io.written():
+            if attempt(job, writing.result) is not None:
+                report.written.append(str(job.output))
+
+    todo = []
+    for job in jobs:
+        if job.output is None:
+            fail(job.source, job.error)
+        elif not (job.output.exists() or os.path.lexists(job.output)) or settings.overwrite:
+            todo.append(job)
+        elif settings.skip_existing:
+            report.skipped.append(str(job.output))
+        else:
+            fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
+
+    with BatchIO(overlap=overlap) as batch_io:
+        reads = batch_io.read_ahead(todo, read)
+        for job, reading in (progress(reads, len(todo)) if progress else reads):
+            loaded = attempt(job, reading.result)
+            result = None if loaded is None else attempt(job, lambda: process(job, *loaded))
+            collect_writes(batch_io)  # the previous result, written while this one was computed
+            if result is not None:
+                batch_io.write(job, write, result, loaded[1])
+        collect_writes(batch_io)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+class BatchIO:
+    """Reads and writes of a batch, in two worker threads or (overlap=False) in the caller's.
+
+    `read_ahead(jobs, read)` yields (job, future of read(job)) in order, the next job's read
+    already running while a job is handed out; `write(job, fn, *args)` starts fn(job, *args)
+    and `written()` hands back the write started before, once (its future is done or raises).
+    Outcomes are only ever taken from futures in the caller's thread, so reporting stays in
+    order and identical in both modes."""
+
+    def __init__(self, overlap: bool):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="dpe-io") if overlap else None
+        self._writing: list = []
+
+    def _submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        if self._pool is not None:
+            return self._pool.submit(fn, *args)
+        future = Future()  # no overlap: run now, keep the outcome for the caller
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def read_ahead(self, jobs, read):
+        ahead = None
+        for job in jobs:
+            current, ahead = ahead, (job, self._submit(read, job))
+            if current is not None:
+                yield current
+        if ahead is not None:
+            yield ahead
+
+    def write(self, job, fn, *args) -> None:
+        self._writing.append((job, self._submit(fn, job, *args)))
+
+    def written(self) -> list:
+        done, self._writing = self._writing, []
+        return done
+
+    def __enter__(self) -> BatchIO:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:  # on an interrupt: finish what runs (writes are atomic), drop the rest
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# scale-out: `accelerate launch --num_processes N -m dpe_hf.cli enhance ...`
+# --------------------------------------------------------------------------------------------
+
+
+def launched_world_size() -> int:
+    """How many processes a launcher (accelerate launch, torchrun) started; 1 without one."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+class ProcessShare:
+    """This process's place among those a launcher started: its device, its share of a batch and
+    the exit code of them all. Accelerate is imported here only, so a plain run does not pay for it."""
+
+    def __init__(self):
+        import torch
+        from accelerate import PartialState
+
+        # on a machine without GPUs, Accelerate sets up (gloo) processes only when told to use the CPU
+        self._state = PartialState(cpu=not torch.cuda.is_available())
+
+    @property
+    def device(self) -> str:
+        device = self._state.device
+        return "cpu" if device.type == "cpu" else str(device)  # Accelerate says cpu:0, safetensors wants cpu
+
+    def share(self, jobs: list[BatchJob]) -> list[BatchJob]:
+        """A contiguous slice of `jobs` (planned alike in every process): each job runs once."""
+        with self._state.split_between_processes(jobs) as mine:
+            return list(mine)
+
+    def worst(self, code: int) -> int:
+        """The highest exit code of all processes, so that each exits with what covers them all."""
+        from accelerate.utils import gather_object
+
+        return max(gather_object([code]))
+
+    def close(self) -> None:
+        self._state.destroy_process_group()
+
+
+@contextmanager
+def launched_processes():
+    """A `ProcessShare` when this process is one of several a launcher started, else None."""
+    if launched_world_size() == 1:
+        yield None
+        return
+    share = ProcessShare()
+    try:
+        yield share
+    finally:
+        share.close()

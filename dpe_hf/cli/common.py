@@ -1,0 +1,150 @@
+"""What the `dpe` commands share: exit codes, one-line messages, argument types, loading the model
+and running a batch with its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dpe_hf.batch import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE (not imported: it pulls in torch)
+DEFAULT_TILE, MIN_TILE = 1024, 64  # == dpe_hf.inference.DEFAULT_TILE, MIN_TILE (torch stays out)
+MODEL_HELP = ("model folder or training run folder (./path, /path or ~/path is only ever a path), .onnx file, "
+              "bundled name, or hub repo id (org/name; hf-hub:org/name is only ever the hub) "
+              "(default: the bundled model)")
+
+
+def error(message: str) -> None:
+    """One line on stderr; through tqdm so that a progress bar is not torn."""
+    line = f"error: {message}"
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        print(line, file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def progress(items, desc: str, total: int | None = None):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True, leave=False)
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def int_range(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be between {lo} and {hi}, got {value}" if hi is not None else f"must be >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def jsonable(value: float) -> float | None:
+    """Strict JSON has no inf/nan (PSNR of identical images is inf): write them as null."""
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def load_model(spec: str | None, device: str = "cpu"):
+    """The generator `spec` names, or None after printing the reason (the caller exits 2)."""
+    from dpe_hf.batch import load_model as load
+    from dpe_hf.errors import ModelLoadError
+
+    try:
+        return load(spec, device)
+    except (ModelLoadError, ValueError) as exc:
+        error(str(exc))
+        return None
+
+
+def refuse_existing_file(out: Path, overwrite: bool) -> bool:
+    """True (after printing why) when `out` is a folder, or a file and not `overwrite`."""
+    if out.is_dir() or (out.exists() and not overwrite):
+        error(f"{out}: {'is a folder' if out.is_dir() else 'exists; use --overwrite'}")
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# batch commands (enhance, apply-lut): shared options and the run
+# --------------------------------------------------------------------------------------------
+
+
+def add_batch_options(p: argparse.ArgumentParser, *, suffix: str, ext_help: str, overlap_auto_means: str) -> None:
+    """Options of every command that writes one output per input photo into a folder."""
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--suffix", default=suffix,
+                   help=f"added to each output's file stem (default {suffix!r}; write --suffix=-x for one "
+                        "that starts with '-')")
+    p.add_argument("--ext", metavar="EXT", help=ext_help)
+    p.add_argument("--quality", type=int_range(1, 100), default=DEFAULT_QUALITY,
+                   help=f"JPEG/WebP quality, 1-100 (default {DEFAULT_QUALITY})")
+    p.add_argument("--max-pixels", type=int_range(0), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse images with more pixels than this, 0 for no limit (default {DEFAULT_MAX_PIXELS})")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    p.add_argument("--recursive", action="store_true",
+                   help="also take the images of subfolders, mirroring them under DIR")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--overlap-io", choices=("auto", "on", "off"), default="auto",
+                   help="decode the next photo and write the previous result in worker threads while "
+                        f"the current one is processed (default auto: {overlap_auto_means})")
+
+
+def output_folder_is_a_file(out_dir: Path) -> bool:
+    if out_dir.exists() and not out_dir.is_dir():
+        error(f"{out_dir}: the output path exists and is not a folder")
+        return True
+    return False
+
+
+def run_batch_command(args, process, desc: str, start: float, *, overlap: bool, processes=None) -> int:
+    """Plan the outputs of args.inputs under args.output, run `process(job, image, meta) -> image`
+    on each and report: one line per bad file, one summary, exit 1 if any failed. With
+    `processes` (a `dpe_hf.batch.ProcessShare`), this process runs its share of the plan, prints
+    the summary of its share, and returns the exit code that covers every process."""
+    from dpe_hf.batch import BatchSettings, plan_outputs, run_batch
+
+    out_dir = Path(args.output)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        error(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})")
+        return EXIT_USAGE
+    jobs = plan_outputs(args.inputs, out_dir, suffix=args.suffix, ext=args.ext, recursive=args.recursive)
+    if processes is not None:
+        jobs = processes.share(jobs)
+    settings = BatchSettings(overwrite=args.overwrite, skip_existing=args.skip_existing,
+                             max_pixels=args.max_pixels, quality=args.quality)
+    report = run_batch(jobs, settings, process, overlap=overlap, on_error=error, start=start,
+                       progress=lambda items, total: progress(items, desc, total=total))
+    if args.json:
+        print(report.as_json())
+    else:
+        print(report.summary(), file=sys.stderr)
+    code = EXIT_SOME_FAILED if report.failed else EXIT_OK
+    return code if processes is None else processes.worst(code)
