@@ -5,6 +5,7 @@ Import them as `from helpers import photo, save`: pytest puts this folder on sys
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import subprocess
@@ -98,3 +99,17 @@ def run_training(args, *, processes=1, timeout=300):
 
 def digests(run_dir: Path) -> list[str]:
     return [p.read_text().strip() for p in sorted((run_dir / "digests").glob("process_*.txt"))]
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+
+def load_app():
+    """app.py as the module `dpe_app`, loaded once (it is a script at the repository root)."""
+    if "dpe_app" in sys.modules:
+        return sys.modules["dpe_app"]
+    spec = importlib.util.spec_from_file_location("dpe_app", REPO / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dpe_app"] = module
+    spec.loader.exec_module(module)
+    return module
