@@ -10,9 +10,10 @@ folder loads as its model. No run may hold out a pair it trained on, and no pair
 by two runs. configs/dpe-expertC.yaml gives the `--set` flags that train its folds.
 
 Prints one row per method with PSNR / SSIM / ΔE00 against expert C over all held-out pairs
-pooled (each pair weighing alike), then the PSNR of each fold:
+pooled (each pair weighing alike), then the PSNR of each fold, then "harm": the pairs that the
+method leaves more than 1 dB (PSNR) further from expert C than the input was, e.g. "3/14":
 
-* identity, auto-levels  as in quality.py;
+* identity, auto-levels  as in quality.py (`dpe_hf.baselines`);
 * fixed LUT              quality.py's `--lut-from`, fitted in each fold to that fold's training
                          pairs: expert C's average look, learnt from the same pairs as the model;
 * model                  each fold's run, on the pairs it held out;
@@ -28,10 +29,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, methods)
+if __package__ in (None, ""):  # run as `python benchmarks/crossval.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dpe_hf.evaluation import evaluate_pairs, format_table, mean_scores  # noqa: E402
+from benchmarks.common import (SUBSET, add_data_option, data_folder, fixed_lut_method, harm_count,  # noqa: E402
+                               model_method, results_table, select_pairs)
+from dpe_hf.baselines import auto_levels, identity  # noqa: E402
+from dpe_hf.evaluation import evaluate_pairs, mean_scores  # noqa: E402
 
 METHODS = ("identity", "auto-levels", "fixed LUT", "model")
 
@@ -55,10 +59,9 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
 
 def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str,
                  auto_exposure: bool = False) -> dict:
-    model = quality.model_method(str(run / model_folder))
-    methods = {"identity": quality.identity, "auto-levels": quality.auto_levels,
-               "fixed LUT": quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET,
-                                                                          ",".join(trained))),
+    model = model_method(str(run / model_folder))
+    methods = {"identity": identity, "auto-levels": auto_levels,
+               "fixed LUT": fixed_lut_method(select_pairs(parser, data / SUBSET, ",".join(trained))),
                "model": model}
     if auto_exposure:
         methods["model + auto exposure"] = functools.partial(model, auto_exposure=True)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, metavar="RUN",
                         help="training run folders, one per fold")
-    parser.add_argument("--data", type=Path, default=None, help=f"data folder holding {quality.SUBSET}/")
+    add_data_option(parser)
     parser.add_argument("--model-folder", default="generator",
                         help="the model's folder in each run (generator_online: the last weights of a run "
                              "that published its weight average, ema_decay)")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     names = METHODS + ("model + auto exposure",) * args.auto_exposure
-    data = quality.data_folder(parser, args.data)
+    data = data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
     seen: dict[str, Path] = {}
     for run, _, held_out in folds:
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     per_pair = {name: [] for name in names}  # every held-out pair's scores, fold after fold
     failed = []
     for run, trained, held_out in folds:
-        pairs = quality.select_pairs(parser, data / quality.SUBSET, ",".join(held_out))
+        pairs = select_pairs(parser, data / SUBSET, ",".join(held_out))
         try:
             methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure)
         except ModelLoadError as exc:
@@ -107,18 +110,18 @@ def main(argv: list[str] | None = None) -> int:
         return scores["psnr"] if scores else float("nan")
 
     rows = [{"name": name, **(mean_scores(per_pair[name]) or {}),
-             **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)}}
+             **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)},
+             "harm": harm_count(per_pair[name], per_pair["identity"])}
             for name in names]
     if args.json:
         print(json.dumps({"folds": [{"run": str(run), "trained": trained, "held_out": held_out}
                                     for run, trained, held_out in folds],
                           "methods": rows, "per_pair": per_pair, "failed": failed}, indent=2))
     else:
-        print(f"{quality.SUBSET}: {len(seen)} pairs in {len(folds)} folds, each scored by the fold that held it out;"
-              " scores pooled over the pairs, then each fold's PSNR")
-        print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
-                           extra=[(f"fold{i}", f"fold {i} ({len(held)})", 2)
-                                  for i, (_, _, held) in enumerate(folds, 1)]))
+        print(f"{SUBSET}: {len(seen)} pairs in {len(folds)} folds, each scored by the fold that held it out;"
+              " scores pooled over the pairs, then each fold's PSNR, then the pairs harmed (> 1 dB below the input)")
+        print(results_table(rows, extra=[(f"fold{i}", f"fold {i} ({len(held)})", 2)
+                                         for i, (_, _, held) in enumerate(folds, 1)]))
     return 1 if failed else 0
 
 

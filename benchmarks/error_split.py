@@ -22,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, model loading)
+if __package__ in (None, ""):  # run as `python benchmarks/error_split.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import (BUNDLED, SUBSET, add_data_option, data_folder, fixed_lut_method,  # noqa: E402
+                               model_method, select_pairs)
+from dpe_hf.baselines import identity  # noqa: E402
 from dpe_hf.imageio import read_image, to_float32  # noqa: E402
 
 
@@ -51,18 +54,18 @@ def psnr(output: np.ndarray, reference: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="data folder holding fivek-dev/")
+    add_data_option(parser)
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="M",
-                        help=f"model folder, run folder, bundled name or hub repo id (default {quality.BUNDLED})")
+                        help=f"model folder, run folder, bundled name or hub repo id (default {BUNDLED})")
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
     parser.add_argument("--lut-from", metavar="IDS", help="also score one LUT fitted to these pairs")
     args = parser.parse_args(argv)
-    data = quality.data_folder(parser, args.data)
-    pairs = quality.select_pairs(parser, data / quality.SUBSET, args.ids)
-    methods = {"identity": quality.identity}
+    data = data_folder(parser, args.data)
+    pairs = select_pairs(parser, data / SUBSET, args.ids)
+    methods = {"identity": identity}
     if args.lut_from:
-        methods["fixed LUT"] = quality.fixed_lut_method(quality.select_pairs(parser, data / quality.SUBSET, args.lut_from))
-    methods.update({spec: quality.model_method(spec) for spec in args.model or [quality.BUNDLED]})
+        methods["fixed LUT"] = fixed_lut_method(select_pairs(parser, data / SUBSET, args.lut_from))
+    methods.update({spec: model_method(spec) for spec in args.model or [BUNDLED]})
     photos = [(stem, read_image(first)[0], to_float32(read_image(ref)[0])) for stem, first, ref in pairs]
 
     print("| method | pair | PSNR (dB) | after the best global affine map (dB) |")

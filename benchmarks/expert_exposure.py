@@ -19,19 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (data folder and pairs)
+if __package__ in (None, ""):  # run as `python benchmarks/expert_exposure.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import SUBSET, add_data_option, data_folder, select_pairs  # noqa: E402
 from dpe_hf.imageio import read_image  # noqa: E402
 from dpe_hf.ops.exposure import log_average_luminance  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help=f"data folder holding {quality.SUBSET}/")
+    add_data_option(parser)
     args = parser.parse_args(argv)
-    data = quality.data_folder(parser, args.data)
-    pairs = quality.select_pairs(parser, data / quality.SUBSET, None)
+    data = data_folder(parser, args.data)
+    pairs = select_pairs(parser, data / SUBSET, None)
     levels = np.array([[log_average_luminance(read_image(path)[0]) for path in (first, expert)]
                        for _, first, expert in pairs])
     print(f"{'pair':8} {'input':>7} {'expert C':>9} {'ratio':>6}")

@@ -63,7 +63,7 @@ def fuzz_cli(n: int, rng_seed: int, work: Path) -> tuple[int, list[str], Counter
     from PIL import Image
 
     from dpe_hf.models.generator import DPEGenerator
-    from test_cli import photo
+    from helpers import photo
     from test_robustness import cli_argv, cli_vocabulary, run_cli
 
     model = work / "model"

@@ -28,23 +28,24 @@ import functools
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+if __package__ in (None, ""):  # run as `python benchmarks/model_card_figure.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import quality  # noqa: E402  (its sheets, exposure brackets and model loading)
+from benchmarks.common import (BRACKET_EV, BUNDLED, DEFAULT_DATA, REPO_ROOT, SCENES, contact_sheet,  # noqa: E402
+                               exposure_bracket, model_method)
 
 EXAMPLES = REPO_ROOT / "examples"
 THUMB_HEIGHT = 192
 UNDEREXPOSED_EV = -2.5
-DARK_SCENE = quality.DEFAULT_DATA / quality.SCENES / "101_2_.jpg"
+DARK_SCENE = DEFAULT_DATA / SCENES / "101_2_.jpg"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=quality.BUNDLED)
+    parser.add_argument("--model", default=BUNDLED)
     parser.add_argument("--bracket", default="fig_bowl.jpg", help="example photo to re-expose")
     parser.add_argument("--dark", default="living_room.jpg", help="example photo to underexpose")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / quality.BUNDLED / "failures.jpg")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "checkpoints" / BUNDLED / "failures.jpg")
     parser.add_argument("--dark-scene", type=Path, default=DARK_SCENE,
                         help="a very dark real photo whose brightness in and out is printed (if it exists)")
     parser.add_argument("--auto-exposure", action="store_true",
@@ -53,17 +54,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from dpe_hf.imageio import read_image
 
-    enhance = quality.model_method(args.model)
+    enhance = model_method(args.model)
     photos = {path.name: read_image(path)[0] for path in sorted(EXAMPLES.glob("*.jpg"))}
     rows = [(name, [image, enhance(image)]) for name, image in photos.items()]
-    inputs = [quality.exposure_bracket(EXAMPLES / args.bracket, ev) for ev in quality.BRACKET_EV]
+    inputs = [exposure_bracket(EXAMPLES / args.bracket, ev) for ev in BRACKET_EV]
     outputs = [enhance(image) for image in inputs]
-    for ev, image, output in zip(quality.BRACKET_EV, inputs, outputs):
+    for ev, image, output in zip(BRACKET_EV, inputs, outputs):
         rows.append((f"{args.bracket} re-exposed {ev:+.1f} EV", [image, output]))
-    dark = quality.exposure_bracket(EXAMPLES / args.dark, UNDEREXPOSED_EV)
+    dark = exposure_bracket(EXAMPLES / args.dark, UNDEREXPOSED_EV)
     dark_output = enhance(dark)
     rows.append((f"{args.dark} underexposed {UNDEREXPOSED_EV:+.1f} EV", [dark, dark_output]))
-    sheet = quality.contact_sheet(rows, ["input", args.model], height=THUMB_HEIGHT)
+    sheet = contact_sheet(rows, ["input", args.model], height=THUMB_HEIGHT)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out, quality=85)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
@@ -83,7 +84,7 @@ def print_measures(args, enhance, bracket, outputs, dark, dark_output, dark_as_s
 
     spread_in, spread_out = (bracket_consistency({args.bracket: [lambda a=a: a for a in images]})["mean"]
                              for images in (bracket, outputs))
-    print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in quality.BRACKET_EV)} EV: mean PSNR between "
+    print(f"{args.bracket} at {', '.join(f'{ev:+.1f}' for ev in BRACKET_EV)} EV: mean PSNR between "
           f"the outputs {spread_out:.2f} dB, between the inputs {spread_in:.2f} dB")
     print(f"{args.dark} at {UNDEREXPOSED_EV:+.1f} EV: mean brightness {dark.mean() / 255:.3f} in, "
           f"{dark_output.mean() / 255:.3f} out (the photo as it was: {dark_as_shot.mean() / 255:.3f})")

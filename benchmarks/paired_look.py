@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality  # noqa: E402  (benchmarks/quality.py: data folder, pair selection, methods)
+if __package__ in (None, ""):  # run as `python benchmarks/paired_look.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import (REPO_ROOT, SUBSET, add_data_option, data_folder, model_method,  # noqa: E402
+                               select_pairs)
 from dpe_hf.evaluation import evaluate_pairs, format_table, mean_scores  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = "a2803 a2917 a3232 a4232 a4521 a4576 a4591 a4670 a4690".split()
 HELD_OUT = "a0676 a3102 a4514 a4582 a4680".split()
 
@@ -47,8 +48,8 @@ def write_pairs(data: Path, root: Path) -> None:
 
     for sub in ("fivek-dev/input", "fivek-dev/expertC", "train/before", "train/after"):
         (root / sub).mkdir(parents=True)
-    for path in sorted((data / quality.SUBSET / "input").glob("*.png")):
-        after = Image.fromarray(your_look(np.asarray(Image.open(data / quality.SUBSET / "expertC" / path.name).convert("RGB"))))
+    for path in sorted((data / SUBSET / "input").glob("*.png")):
+        after = Image.fromarray(your_look(np.asarray(Image.open(data / SUBSET / "expertC" / path.name).convert("RGB"))))
         (root / "fivek-dev/input" / path.name).symlink_to(path.resolve())
         after.save(root / "fivek-dev/expertC" / path.name)
         if path.stem in TRAIN:
@@ -60,25 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", required=True, help="a model that never saw the 5 held-out pairs (runs/fold1)")
     parser.add_argument("--steps", type=int, nargs="+", default=[25, 50, 100, 300])
-    parser.add_argument("--data", type=Path, default=None, help=f"data folder holding {quality.SUBSET}/")
+    add_data_option(parser)
     args = parser.parse_args(argv)
-    data = quality.data_folder(parser, args.data)
+    data = data_folder(parser, args.data)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_pairs(data, root)
-        pairs = quality.select_pairs(parser, root / quality.SUBSET, ",".join(HELD_OUT))
-        start = quality.model_method(args.start)
+        pairs = select_pairs(parser, root / SUBSET, ",".join(HELD_OUT))
+        start = model_method(args.start)
         methods = {"start model": start,
                    "start model + your look (the answer)": lambda image: your_look(np.asarray(start(image)))}
         for steps in args.steps:
             run = root / f"preset_{steps}"
-            subprocess.run([sys.executable, str(REPO / "train_accelerate.py"), "--preset", "paired",
+            subprocess.run([sys.executable, str(REPO_ROOT / "train_accelerate.py"), "--preset", "paired",
                             "--input", str(root / "train/before"), "--expert", str(root / "train/after"),
                             "--output-dir", str(run), "--set", f"model.init_from={args.start}",
                             "--set", f"steps={steps}"], check=True, capture_output=True)
-            methods[f"--preset paired, {steps} steps"] = quality.model_method(str(run))
+            methods[f"--preset paired, {steps} steps"] = model_method(str(run))
         rows = [{"name": name, **mean_scores(evaluate_pairs(pairs, method).rows)} for name, method in methods.items()]
-    print(f"{quality.SUBSET}: trained on {len(TRAIN)} pairs with your look, scored on the {len(HELD_OUT)} others")
+    print(f"{SUBSET}: trained on {len(TRAIN)} pairs with your look, scored on the {len(HELD_OUT)} others")
     print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding))
     return 0
 

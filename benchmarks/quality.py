@@ -5,16 +5,16 @@ and exposure consistency on the SICE scenes.
         [--previous REV] [--lut-from IDS] [--auto-exposure] [--contact-sheet [PNG]]
         [--failures N [--failures-sheet PNG]]
 
-Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (14 pairs, same names) and
-prints one row per method with the mean over the pairs:
+Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (the pairs, same names) and
+prints one row per method with the mean over the pairs; the baselines are `dpe_hf.baselines`:
 
 * identity          the input itself (the floor any enhancer must beat);
 * auto-levels       each channel stretched so its 0.5 and 99.5 percentiles go to 0 and 1, clipped;
 * PIL autocontrast  PIL.ImageOps.autocontrast(img, cutoff=0.5);
 * fixed LUT         with `--lut-from IDS`: expert C's average look, one 33^3 colour LUT fitted to
                     map the inputs of the pairs IDS (e.g. those a model trained on) to expert C
-                    and applied to every photo (`dpe_hf.export.lut`, as `dpe lut`). It adapts to
-                    nothing, so a model that chooses per photo should beat it;
+                    and applied to every photo (`dpe_hf.baselines.FixedLut`, as `dpe lut`). It
+                    adapts to nothing, so a model that chooses per photo should beat it;
 * every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance.
 
 * dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
@@ -23,7 +23,8 @@ prints one row per method with the mean over the pairs:
                     (`dpe enhance --auto-exposure`, `dpe_hf.ops.exposure`).
 
 `--ids` restricts the pairs (e.g. to a held-out subset the models were not trained on).
-Pairing and scoring are those of `dpe eval` (dpe_hf.evaluation).
+Pairing and scoring are those of `dpe eval` (dpe_hf.evaluation). Column "harm" counts the pairs
+that a method leaves more than 1 dB (PSNR) further from expert C than the input was, e.g. "3/14".
 
 Exposure consistency (column "expo PSNR"): DATA/fullres/sice-scenes holds 16 scenes, each at 4
 exposures (`<scene>_<k>_.jpg`); every exposure is enhanced at full size, the 4 results are
@@ -71,69 +72,24 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
+if __package__ in (None, ""):  # run as `python benchmarks/quality.py`: import from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dpe_hf.evaluation import evaluate_pairs, exposure_consistency, format_table, pair_by_stem  # noqa: E402
+from benchmarks.common import (BRACKET_EV, BUNDLED, REPO_ROOT, SCENES, SUBSET, add_data_option,  # noqa: E402
+                               contact_sheet, data_folder, exposure_bracket, fixed_lut_method, harm_count,
+                               model_method, results_table, select_pairs)
+from dpe_hf.baselines import auto_levels, autocontrast, identity  # noqa: E402
+from dpe_hf.evaluation import evaluate_pairs, exposure_consistency  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-SUBSET = "fivek-dev"
-SCENES = Path("fullres") / "sice-scenes"
 SEQUENCES = Path("source") / "sice-part1"
 SEQUENCE_COUNT = 34
 SEQUENCE_LEVELS = (0.05, 0.7)
-BUNDLED = "dpe-expertC"
 EXPOSURE_COLUMN = ("expo_psnr", "expo PSNR", 2)
 EXPOSURE_LEVEL_COLUMN = ("expo_level", "expo mean", 3)
 BRACKET_COLUMN = ("bracket_psnr", "bracket PSNR", 2)
 SEQUENCE_COLUMN = ("seq_psnr", "seq PSNR", 2)
-BRACKET_EV = (-1.0, -0.5, 0.0, 0.5)
-THUMB_HEIGHT = 256
 DEFAULT_SHEET = REPO_ROOT / "docs" / "contact_sheet.png"
 DEFAULT_FAILURES_SHEET = REPO_ROOT / "docs" / "failures.png"
-
-
-def identity(image: np.ndarray) -> np.ndarray:
-    return image
-
-
-def auto_levels(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    """Per channel: the `low` and `high` percentiles go to 0 and 1, clipped (float out)."""
-    from dpe_hf.imageio import to_float32
-
-    x = to_float32(image)
-    lo = np.percentile(x, low, axis=(0, 1))
-    hi = np.percentile(x, high, axis=(0, 1))
-    return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
-
-
-def pil_autocontrast(image: np.ndarray) -> np.ndarray:
-    """PIL's per-channel autocontrast with 0.5 % cut at each end (8-bit)."""
-    from PIL import Image, ImageOps
-
-    if image.dtype == np.uint16:
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return np.asarray(ImageOps.autocontrast(Image.fromarray(image), cutoff=0.5))
-
-
-def model_method(spec: str):
-    from dpe_hf.hub import load_generator
-    from dpe_hf.inference import enhance
-
-    return functools.partial(enhance, load_generator(spec))
-
-
-def fixed_lut_method(pairs):
-    """One 3D LUT fitted to map the inputs of `pairs` to expert C (`dpe_hf.export.lut`, each
-    photo weighing alike), as a method: the same colour transform for every photo."""
-    from dpe_hf.imageio import read_image
-    from dpe_hf.export.lut import LutFitter, apply_lut
-
-    fitter = LutFitter()
-    for _, input_path, expert_path in pairs:
-        fitter.add(read_image(input_path)[0], read_image(expert_path)[0])
-    lut = fitter.solve()
-    return lambda image: apply_lut(image, lut)
 
 
 def previous_model_method(rev: str):
@@ -166,38 +122,6 @@ def sice_scenes(folder: Path) -> dict[str, list[Path]]:
 
 
 # -- contact sheets ---------------------------------------------------------------------------
-
-
-def _thumbnail(image: np.ndarray, height: int):
-    from PIL import Image
-
-    from dpe_hf.imageio import from_float, to_float32
-
-    im = Image.fromarray(from_float(to_float32(image)))  # uint8, whatever the method returned
-    width = max(1, round(im.width * height / im.height))
-    return im.resize((width, height), Image.Resampling.LANCZOS)
-
-
-def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], height: int = THUMB_HEIGHT):
-    """One row of thumbnails per (label, images), each `height` px tall and centred in a cell as
-    wide as the widest; `columns` label the cells, the row label sits above each row."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
-    thumbs = [[_thumbnail(image, height) for image in images] for _, images in rows]
-    cell = max(t.width for row in thumbs for t in row)
-    pad, text = 4, 16
-    sheet = Image.new("RGB", (len(columns) * (cell + pad) + pad, text + len(rows) * (text + height + pad)),
-                      "white")
-    draw = ImageDraw.Draw(sheet)
-    for j, name in enumerate(columns):
-        draw.text((pad + j * (cell + pad), 2), name, fill="black", font=font)
-    for i, ((label, _), row) in enumerate(zip(rows, thumbs)):
-        top = text + i * (text + height + pad)
-        draw.text((pad, top + 2), label, fill="black", font=font)
-        for j, thumb in enumerate(row):
-            sheet.paste(thumb, (pad + j * (cell + pad) + (cell - thumb.width) // 2, top + text))
-    return sheet
 
 
 class Outputs:
@@ -242,8 +166,7 @@ def _save(image, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help=f"data folder holding {SUBSET}/ and {SCENES}/ (default: ../shared/data next to the repo)")
+    add_data_option(parser, f"data folder holding {SUBSET}/ and {SCENES}/ (default: ../shared/data next to the repo)")
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="M",
                         help="model folder, run folder, bundled name or hub repo id (repeatable)")
     parser.add_argument("--previous", metavar="REV",
@@ -264,28 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where --failures writes (default {DEFAULT_FAILURES_SHEET.relative_to(REPO_ROOT)})")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
-
-
-def data_folder(parser, data: Path | None) -> Path:
-    if data is None:
-        if not DEFAULT_DATA.is_dir():
-            parser.error(f"no data folder at {DEFAULT_DATA}; pass --data DIR (the folder that holds {SUBSET}/)")
-        data = DEFAULT_DATA
-    root = data / SUBSET
-    if not (root / "input").is_dir() or not (root / "expertC").is_dir():
-        parser.error(f"{root}: expected input/ and expertC/ folders in it")
-    return data
-
-
-def select_pairs(parser, root: Path, ids: str | None):
-    pairs = pair_by_stem(root / "input", root / "expertC").pairs
-    if ids:
-        wanted = [s.strip() for s in ids.split(",") if s.strip()]
-        unknown = sorted(set(wanted) - {stem for stem, _, _ in pairs})
-        if unknown:
-            parser.error(f"--ids: no pair named {', '.join(unknown)} in {root}")
-        pairs = [p for p in pairs if p[0] in wanted]
-    return pairs
 
 
 def load_models(specs: list[str], previous: str | None, auto_exposure: bool = False) -> dict:
@@ -309,6 +210,14 @@ def score_pairs(pairs, methods: dict) -> tuple[list[dict], list[dict]]:
     return rows, failed
 
 
+def add_harm_counts(rows: list[dict]) -> None:
+    """Each row gets "harm", e.g. "3/14": the pairs its method leaves more than 1 dB (PSNR) further
+    from expert C than the input was (`common.harm_count`)."""
+    inputs = next((row["per_image"] for row in rows if row["name"] == "identity"), [])
+    for row in rows:
+        row["harm"] = harm_count(row["per_image"], inputs)
+
+
 def add_exposure_scores(rows: list[dict], methods: dict, scenes: dict) -> None:
     """Each row gets "expo_psnr" (mean over scenes), "expo_per_scene" and "expo_level", the mean
     level (0-1) of its results: darkening these dark scenes shrinks the differences between
@@ -326,18 +235,6 @@ def add_exposure_scores(rows: list[dict], methods: dict, scenes: dict) -> None:
         result = exposure_consistency(scenes, recorded)
         row["expo_psnr"], row["expo_per_scene"] = result["mean"], result["per_scene"]
         row["expo_level"] = sum(levels) / len(levels)
-
-
-def exposure_bracket(path: Path, ev: float) -> np.ndarray:
-    """The photo at `path` re-exposed by `ev` stops in linear light, as 8-bit."""
-    import torch
-
-    from dpe_hf.data.degrade import EditParams, apply_edit
-    from dpe_hf.imageio import read_image, to_float32
-
-    x = torch.from_numpy(to_float32(read_image(path)[0])).permute(2, 0, 1)
-    y = apply_edit(x, EditParams(exposure_ev=ev))
-    return (y.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
 def add_bracket_scores(rows: list[dict], methods: dict, pairs) -> None:
@@ -401,13 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if (args.contact_sheet or args.failures) and not models:
         parser.error("--contact-sheet and --failures show models' outputs: give --model or --previous")
-    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": pil_autocontrast}
+    methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": autocontrast}
     if args.lut_from:
         methods["fixed LUT"] = fixed_lut_method(select_pairs(parser, data / SUBSET, args.lut_from))
     methods.update(models)
 
     start = time.perf_counter()
     rows, failed = score_pairs(pairs, methods)
+    add_harm_counts(rows)
     scenes = {} if args.no_exposure else sice_scenes(data / SCENES)
     if scenes:
         add_exposure_scores(rows, methods, scenes)
@@ -436,9 +334,8 @@ def main(argv: list[str] | None = None) -> int:
               + ("; bracket PSNR: the inputs at -1/-0.5/0/+0.5 EV" if not args.no_exposure else "")
               + (f"; seq PSNR: {len(sequences)} sequences of {SEQUENCES.name}, "
                  f"{sum(map(len, sequences.values()))} frames" if sequences else ""))
-        print(format_table(rows, name_header="method", mean=False, encoding=sys.stdout.encoding,
-                           extra=[EXPOSURE_COLUMN, EXPOSURE_LEVEL_COLUMN] * bool(scenes)
-                           + [BRACKET_COLUMN] * (not args.no_exposure) + [SEQUENCE_COLUMN] * bool(sequences)))
+        print(results_table(rows, extra=[EXPOSURE_COLUMN, EXPOSURE_LEVEL_COLUMN] * bool(scenes)
+                            + [BRACKET_COLUMN] * (not args.no_exposure) + [SEQUENCE_COLUMN] * bool(sequences)))
     return 1 if failed else 0
 
 

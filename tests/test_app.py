@@ -7,11 +7,9 @@ chromium is missing, except under CI (CI=true), where it fails instead.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from PIL import Image
 
 from dpe_hf.imageio import read_image
 from dpe_hf.export.lut import identity_lut, read_cube
+from helpers import load_app
 
 ROOT = Path(__file__).resolve().parents[1]
 # gradio's queue statistics use pandas APIs that pandas 3 deprecates: not ours to fix
@@ -28,16 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queue
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _load_app():
-    if "dpe_app" in sys.modules:
-        return sys.modules["dpe_app"]
-    spec = importlib.util.spec_from_file_location("dpe_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dpe_app"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port() -> int:
@@ -60,7 +49,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def _serve(model: str | None):
-    app = _load_app()
+    app = load_app()
     demo = app.build_demo(model)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

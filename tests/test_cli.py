@@ -21,35 +21,9 @@ from dpe_hf.imageio import read_image, to_float32
 from dpe_hf.inference import enhance
 from dpe_hf.metrics import ciede2000, psnr, ssim
 from dpe_hf.models.generator import DPEGenerator
+from helpers import error_lines, photo, save
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    DPEGenerator(width=0.25).save_pretrained(folder)
-    return folder
-
-
-def photo(h: int = 40, w: int = 56, seed: int = 0, dtype=np.uint8) -> np.ndarray:
-    """A smooth colour image with some texture (not white noise: JPEG keeps it recognisable)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack([xx, yy, 1 - (xx + yy) / 2], axis=2) * 0.8 + 0.1
-    img = np.clip(base + rng.normal(0, 0.04, (h, w, 3)), 0, 1)
-    top = 65535 if dtype == np.uint16 else 255
-    return np.round(img * top).astype(dtype)
-
-
-def save(path: Path, array: np.ndarray, **kwargs) -> Path:
-    Image.fromarray(array).save(path, **kwargs)
-    return path
-
-
-def error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("error:")]
 
 
 # --------------------------------------------------------------------------------------------

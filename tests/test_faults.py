@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training import SMOKE, digests, run_training
+from helpers import SMOKE, digests, run_training
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

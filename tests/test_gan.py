@@ -9,7 +9,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from test_training import digests, run_training
+from helpers import digests, run_training
 
 from dpe_hf import DPEGenerator
 from dpe_hf.awgan import AdaptiveLambda

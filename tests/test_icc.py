@@ -21,8 +21,7 @@ from dpe_hf.enhancer import Enhancer
 from dpe_hf.inference import enhance, enhance_array
 from dpe_hf.ops.guided import downscale_long_side
 from dpe_hf.ops.icc import srgb_converter
-from test_cli import model, photo  # noqa: F401  (model: the shared fixture)
-from test_robustness import adobe_rgb_like_icc
+from helpers import adobe_rgb_like_icc, photo
 
 ADOBE = adobe_rgb_like_icc()
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -1,7 +1,7 @@
 """Exposure consistency (dpe_hf.evaluation) on synthetic scenes, and benchmarks/quality.py end to
 end on a generated data folder shaped like ../shared/data (the tests never read that folder)."""
 
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -66,11 +66,8 @@ def test_a_scene_needs_two_exposures(tmp_path):
 
 
 def load_benchmark(name: str):
-    """benchmarks/NAME.py as a module (the benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/NAME.py, imported from the benchmarks package."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +140,17 @@ def test_quality_table_has_the_previous_bundled_model(quality, data, capsys):
     assert "--previous no-such-rev" in capsys.readouterr().err
 
 
-def test_exposure_bracket_is_a_linear_light_gain(quality, tmp_path):
+def test_exposure_bracket_is_a_linear_light_gain(tmp_path):
+    common = load_benchmark("common")
     path = tmp_path / "p.png"
     photo = generated_photo((32, 40), 5)
     Image.fromarray(photo).save(path)
-    assert np.array_equal(quality.exposure_bracket(path, 0.0), photo)
+    assert np.array_equal(common.exposure_bracket(path, 0.0), photo)
     # hand-computed: sRGB decode, half the light, sRGB encode (IEC 61966-2-1)
     x = photo.astype(np.float64) / 255
     linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) / 2
     expect = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
-    got = quality.exposure_bracket(path, -1.0).astype(np.float64) / 255
+    got = common.exposure_bracket(path, -1.0).astype(np.float64) / 255
     assert np.abs(got - expect).max() <= 1 / 255 + 1e-6
 
 
@@ -303,3 +301,71 @@ def test_quality_auto_exposure_rows_are_more_consistent_across_real_exposures(qu
     even, plain = rows["dpe-expertC + auto exposure"], rows["dpe-expertC"]
     assert even["seq_psnr"] > plain["seq_psnr"] + 5 and even["seq_psnr"] > rows["identity"]["seq_psnr"] + 5
     assert even["bracket_psnr"] > plain["bracket_psnr"] + 5
+
+
+# -- the harm count (issue 17) ----------------------------------------------------------------------
+
+
+def test_harm_count_counts_photos_left_more_than_1_db_below_the_input():
+    common = load_benchmark("common")
+    inputs = [{"name": "a", "psnr": 20.0}, {"name": "b", "psnr": 20.0}, {"name": "c", "psnr": 30.0},
+              {"name": "d", "psnr": 25.0}, {"name": "e", "psnr": 18.0}]
+    method = [{"name": "a", "psnr": 19.5},    # 0.5 dB worse: not harmed
+              {"name": "b", "psnr": 18.9},    # 1.1 dB worse: harmed
+              {"name": "c", "psnr": 28.99},   # 1.01 dB worse: harmed
+              {"name": "d", "psnr": 24.0},    # exactly 1 dB worse: not "more than"
+              {"name": "e", "psnr": 26.0},    # better
+              {"name": "x", "psnr": 1.0}]     # no input score (failed there): not counted
+    assert common.harm_count(method, inputs) == "2/5"
+    assert common.harm_count(inputs, inputs) == "0/5"
+    assert common.harm_count(method, inputs, margin_db=0.4) == "4/5"  # a and d too
+    assert common.harm_count([], inputs) == "0/0"
+
+
+def test_results_table_ends_with_the_harm_column():
+    common = load_benchmark("common")
+    rows = [{"name": "identity", "psnr": 20.0, "ssim": 0.8, "delta_e": 10.0, "harm": "0/19"},
+            {"name": "a longer name", "psnr": 18.0, "ssim": 0.7, "delta_e": 12.0, "harm": "12/19"},
+            {"name": "no count", "psnr": 18.0, "ssim": 0.7, "delta_e": 12.0}]
+    header, *lines = common.results_table(rows).splitlines()
+    assert header.split()[-1] == "harm" and [line.split()[-1] for line in lines[:2]] == ["0/19", "12/19"]
+    assert lines[2].rstrip().endswith("12.00") and len({len(line) for line in (header, *lines)}) == 1
+
+
+def worse(image: np.ndarray) -> np.ndarray:
+    """The negative: far from any expert."""
+    return 255 - image
+
+
+def test_quality_counts_the_pairs_each_method_harms(quality, data, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "autocontrast", worse)
+    args = ["--data", str(data), "--lut-from", "a0001,a0002", "--no-exposure"]
+    assert quality.main([*args, "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    harm = {name: row["harm"] for name, row in rows.items()}
+    assert list(harm) == ["identity", "auto-levels", "PIL autocontrast", "fixed LUT"]
+    # the negative harms every pair; the inputs are expert C times 0.7, and the LUT fitted to two
+    # of them undoes that on all three
+    assert harm["identity"] == "0/3" and harm["PIL autocontrast"] == "3/3" and harm["fixed LUT"] == "0/3"
+    identity = {r["name"]: r["psnr"] for r in rows["identity"]["per_image"]}
+    levels = rows["auto-levels"]["per_image"]
+    assert rows["auto-levels"]["harm"] == f"{sum(r['psnr'] < identity[r['name']] - 1 for r in levels)}/3"
+    assert quality.main(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split()[-1] == "harm"
+    assert {line.split()[0]: line.split()[-1] for line in table[2:]}["PIL"] == "3/3"
+
+
+def test_crossval_counts_the_pairs_each_method_harms(crossval, data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(crossval, "auto_levels", worse)
+    first = training_run(tmp_path / "f1", ["a0001", "a0002"], ["a0003"])
+    second = training_run(tmp_path / "f2", ["a0002", "a0003"], ["a0001"])
+    runs = ["--data", str(data), "--runs", str(first), str(second)]
+    assert crossval.main([*runs, "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    assert rows["identity"]["harm"] == "0/2" and rows["auto-levels"]["harm"] == "2/2"
+    assert rows["fixed LUT"]["harm"] == "0/2"
+    assert crossval.main(runs) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split()[-1] == "harm" and table[3].split()[:1] == ["auto-levels"]
+    assert table[3].split()[-1] == "2/2"

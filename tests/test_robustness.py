@@ -23,7 +23,7 @@ from PIL import Image, ImageCms, ImageOps
 from dpe_hf.cli import main
 from dpe_hf.imageio import read_image, write_image
 from dpe_hf.errors import DPEError, ImageReadError, ImageTooLargeError, ImageWriteError
-from test_cli import error_lines, model, photo, save  # noqa: F401  (model: the shared fixture)
+from helpers import adobe_rgb_like_icc, error_lines, photo, save
 
 # --------------------------------------------------------------------------------------------
 # helpers (also used by benchmarks/fuzz.py)
@@ -39,46 +39,6 @@ def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" + b"\x00" * 3 * 16)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-
-
-def _s15f16(v: float) -> bytes:
-    return struct.pack(">i", round(v * 65536))
-
-
-def adobe_rgb_like_icc() -> bytes:
-    """A matrix/TRC RGB ICC v2 profile with Adobe RGB (1998) primaries (D50-adapted) and gamma 2.2,
-    built by hand: ImageCms can only create sRGB, LAB and XYZ profiles."""
-
-    def xyz(x, y, z):
-        return b"XYZ " + b"\0" * 4 + _s15f16(x) + _s15f16(y) + _s15f16(z)
-
-    def desc(text: str):
-        ascii_ = text.encode() + b"\0"
-        return (b"desc" + b"\0" * 4 + struct.pack(">I", len(ascii_)) + ascii_
-                + b"\0" * 8 + b"\0" * 3 + b"\0" * 67)
-
-    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0233) + b"\0\0"  # gamma 563/256 = 2.199
-    tags = [
-        (b"desc", desc("Adobe-RGB-like test profile")),
-        (b"cprt", b"text" + b"\0" * 4 + b"no copyright\0"),
-        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
-        (b"rXYZ", xyz(0.6097, 0.3111, 0.0195)),
-        (b"gXYZ", xyz(0.2053, 0.6257, 0.0609)),
-        (b"bXYZ", xyz(0.1492, 0.0632, 0.7446)),
-        (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for sig, data in tags:
-        data += b"\0" * (-len(data) % 4)
-        table += sig + struct.pack(">II", offset + len(body), len(data))
-        body += data
-    size = offset + len(body)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr" + b"RGB " + b"XYZ "
-              + b"\0" * 12 + b"acsp" + b"APPL" + b"\0" * 4 + b"\0" * 8 + b"\0" * 8 + b"\0" * 4
-              + _s15f16(0.9642) + _s15f16(1.0) + _s15f16(0.8249) + b"\0" * 4)
-    header += b"\0" * (128 - len(header))
-    return header + struct.pack(">I", len(tags)) + table + body
 
 
 def valid_png_bytes() -> bytes:

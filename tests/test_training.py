@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,26 +13,7 @@ from dpe_hf.errors import ConfigError
 from dpe_hf.hub import load_generator
 from dpe_hf.training.config import build_config, read_yaml
 from dpe_hf.training.models import lr_at
-
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "configs" / "smoke.yaml"
-
-
-def run_training(args, *, processes=1, timeout=300):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    if processes == 1:
-        cmd = [sys.executable, str(REPO / "train_accelerate.py"), *args]
-    else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-               str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               str(REPO / "train_accelerate.py"), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def digests(run_dir: Path) -> list[str]:
-    return [p.read_text().strip() for p in sorted((run_dir / "digests").glob("process_*.txt"))]
+from helpers import REPO, SMOKE, digests, run_training
 
 
 class TestConfig:

@@ -1,4 +1,4 @@
-"""The DPE critic (WGAN discriminator), design.md §1.
+"""The DPE critic (WGAN discriminator); docs/method.md.
 
 conv -> LeakyReLU(0.2) -> InstanceNorm(affine) blocks: 3x3 s1 to 16 channels, then 5x5 s2 to
 32, 64, 128, 128, 128 (512 -> 16x16), then a 16x16 valid conv to one score per image. No

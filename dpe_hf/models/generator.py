@@ -1,4 +1,4 @@
-"""The DPE generator: the paper's Global U-Net (Table 1 of the supplement, design.md §1).
+"""The DPE generator: the paper's Global U-Net (Table 1 of the supplement; docs/method.md).
 
 Sizes: at 512x512 every layer is exactly the paper's. At other sizes the input is padded to a
 multiple of 16 (mirror, cropped back at the end) and the map entering the global path's fully

@@ -29,13 +29,17 @@ log = logging.getLogger(__name__)
 
 class DPEHubMixin(PyTorchModelHubMixin):
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *, force_download: bool = False,
+                        token: str | bool | None = None, cache_dir: str | Path | None = None,
+                        local_files_only: bool = False, revision: str | None = None, **model_kwargs):
         """Load from a model folder, a training run folder, a bundled name (`dpe-expertC`), a hub
         repo id (`org/name`, `hf-hub:org/name`): the specs of `dpe --model`. A spec written as a
         path (`./x`, `/x`, `~/x`) that holds no model fails at once, naming it; a hub repo id fails
         within seconds when it is neither cached nor reachable. A repo id with a bundled copy
         (`dpe-hf/dpe-expertC`) loads the hub's copy when there is one, else the bundled one, and
-        logs one line saying which. Raises ModelLoadError."""
+        logs one line saying which. The keywords are PyTorchModelHubMixin's. Raises ModelLoadError."""
+        kwargs = dict(force_download=force_download, token=token, cache_dir=cache_dir,
+                      local_files_only=local_files_only, revision=revision, **model_kwargs)
         source = parse_model_spec(pretrained_model_name_or_path)
         if source.kind == "onnx":
             raise ModelLoadError(f"{source.spec}: an ONNX model; load it with dpe_hf.load_generator")
@@ -76,11 +80,13 @@ class DPEHubMixin(PyTorchModelHubMixin):
         no_folder = ", and there is no local folder of that name either" if source.spec == repo_id else ""
         raise ModelLoadError(f"{repo_id}: {why}{no_folder}")
 
-    def save_pretrained(self, save_directory, *, config: dict | None = None, **kwargs):
+    def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None, repo_id: str | None = None,
+                        push_to_hub: bool = False, model_card_kwargs: dict | None = None, **push_to_hub_kwargs):
         """As PyTorchModelHubMixin's, with the class named in config.json."""
         config = dict(config if config is not None else self._hub_mixin_config or {})
         config[CLASS_KEY] = type(self).__name__
-        return super().save_pretrained(save_directory, config=config, **kwargs)
+        return super().save_pretrained(save_directory, config=config, repo_id=repo_id, push_to_hub=push_to_hub,
+                                       model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,

@@ -6,7 +6,7 @@ The step is written out explicitly, in the style of pytorch-CycleGAN-and-pix2pix
 `cycle_gan_model.py`: the critics are frozen (`requires_grad=False`) during the generator
 step and every loss has a name and is logged.
 
-Notation (design.md §1): x = a source photo ("ordinary"), y = a target photo ("liked").
+Notation (docs/method.md): x = a source photo ("ordinary"), y = a target photo ("liked").
 
 * 1-way: G_X and the critic D_Y.
   critic:    L_D = D_Y(y') - D_Y(y) + λ_Y P_Y,   y' = G_X(x) (detached)
