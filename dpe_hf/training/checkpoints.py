@@ -4,6 +4,10 @@ Each checkpoint is written by `Accelerator.save_state` into a temporary folder, 
 process adds its own small JSON state (step, data stream position), and only then is the folder
 renamed into place and `latest` (a one-line file, replaced atomically) pointed at it. A kill at
 any moment leaves `latest` naming a complete checkpoint.
+
+The JSON state says its `format`. Format 2 added the learning-rate schedulers to the
+Accelerate state; a format-1 checkpoint (no `format` key) still loads: its schedulers are put
+at its step, which gives the same lr, since the schedule is a function of the step alone.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+
+from dpe_hf.training.schedule import move_schedulers_to
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+FORMAT = 2
 
 
 def checkpoint_root(run_dir: str | Path) -> Path:
@@ -50,7 +58,8 @@ def save_checkpoint(accelerator, run_dir: str | Path, step: int, process_state: 
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     tmp.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(tmp / f"process_{accelerator.process_index}.json", json.dumps(process_state))
+    _atomic_write_text(tmp / f"process_{accelerator.process_index}.json",
+                       json.dumps({**process_state, "format": FORMAT}))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
@@ -63,12 +72,31 @@ def save_checkpoint(accelerator, run_dir: str | Path, step: int, process_state: 
     return final
 
 
-def load_checkpoint(accelerator, path: str | Path) -> dict:
-    """Restore models, optimisers and RNG from `path`; returns this process's own state."""
+def load_checkpoint(accelerator, path: str | Path, schedulers=()) -> dict:
+    """Restore models, optimisers, RNG, registered objects and the lr `schedulers` from `path`;
+    returns this process's own state."""
     path = Path(path)
-    accelerator.load_state(str(path))
     own = path / f"process_{accelerator.process_index}.json"
     if not own.is_file():
         raise FileNotFoundError(f"{path}: no state for process {accelerator.process_index} "
                                 "(was it written with a different number of processes?)")
-    return json.loads(own.read_text())
+    state = json.loads(own.read_text())
+    if state.get("format", 1) >= 2:
+        accelerator.load_state(str(path))
+        return state
+    with _not_registered(accelerator, schedulers):  # format 1 has no file for them
+        accelerator.load_state(str(path))
+    move_schedulers_to(schedulers, state["step"])
+    return state
+
+
+@contextmanager
+def _not_registered(accelerator, objects):
+    """Leave `objects` out of what `load_state` loads. Accelerate wants a file for every object
+    registered for checkpointing and has no public way to skip one, hence its private list."""
+    registered = accelerator._custom_objects
+    accelerator._custom_objects = [o for o in registered if not any(o is x for x in objects)]
+    try:
+        yield
+    finally:
+        accelerator._custom_objects = registered
