@@ -239,6 +239,18 @@ def test_a_checkpoint_from_before_the_lr_schedulers_resumes_exactly(straight_ave
     assert digests(old) == digests(straight_average)
 
 
+def test_a_run_resumed_with_another_lr_trains_with_it(tmp_path):
+    """The checkpointed schedulers must not bring the old lr back: the divergence error advises
+    resuming with a lower one."""
+    run = tmp_path / "run"
+    quick = ["--config", str(SMOKE), "--output-dir", str(run), "--set", "val_every=0", "--set", "log_every=1"]
+    run_training([*quick, "--set", "stop_at=4"])
+    run_training([*quick, "--resume", "--set", "lr=2.5e-4"])
+    lower = build_config(read_yaml(SMOKE), {"lr": 2.5e-4})
+    logged = {row["step"]: row["lr"] for row in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
+    assert logged == {1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: lr_at(lower, 4), 6: lr_at(lower, 5)}
+
+
 @pytest.mark.slow
 def test_two_processes_end_with_identical_weights(tmp_path):
     run = tmp_path / "run"

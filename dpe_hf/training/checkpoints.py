@@ -5,9 +5,11 @@ process adds its own small JSON state (step, data stream position), and only the
 renamed into place and `latest` (a one-line file, replaced atomically) pointed at it. A kill at
 any moment leaves `latest` naming a complete checkpoint.
 
-The JSON state says its `format`. Format 2 added the learning-rate schedulers to the
-Accelerate state; a format-1 checkpoint (no `format` key) still loads: its schedulers are put
-at its step, which gives the same lr, since the schedule is a function of the step alone.
+The learning-rate schedulers are in the Accelerate state since format 2 (the JSON state says
+its `format`; format 1 has no `format` key and no scheduler files, and still loads). After a
+load, the schedulers are put at the checkpoint's step with the lrs of the current config: the
+schedule is a function of the step alone, and a run resumed with a lower `lr` (as the
+divergence error advises) must get it.
 """
 
 from __future__ import annotations
@@ -81,11 +83,14 @@ def load_checkpoint(accelerator, path: str | Path, schedulers=()) -> dict:
         raise FileNotFoundError(f"{path}: no state for process {accelerator.process_index} "
                                 "(was it written with a different number of processes?)")
     state = json.loads(own.read_text())
+    configured = [list(scheduler.base_lrs) for scheduler in schedulers]
     if state.get("format", 1) >= 2:
         accelerator.load_state(str(path))
-        return state
-    with _not_registered(accelerator, schedulers):  # format 1 has no file for them
-        accelerator.load_state(str(path))
+    else:
+        with _not_registered(accelerator, schedulers):  # format 1 has no file for them
+            accelerator.load_state(str(path))
+    for scheduler, base_lrs in zip(schedulers, configured):
+        scheduler.base_lrs = base_lrs
     move_schedulers_to(schedulers, state["step"])
     return state
 

@@ -179,7 +179,7 @@ class GANTask:
         if with_data:
             self._build_streams()
 
-    # -- data --------------------------------------------------------------------------------
+    # -- learning rate -----------------------------------------------------------------------
     def _critic_lr_factor(self, step: int) -> float:
         """The critic's lr at `step` as a multiple of its initial lr: the generator's schedule.
         A `gan.critic_lr` of its own scales by the generator's lr over `lr`, one division, so that
@@ -189,6 +189,7 @@ class GANTask:
             return lr_factor(config, step)
         return lr_at(config, step) / config.lr if config.lr > 0 else 1.0
 
+    # -- data --------------------------------------------------------------------------------
     def _make_source(self, images, seed: int, *, degraded: bool):
         data = self.config.data
         if degraded:

@@ -14,8 +14,10 @@ pix2pix's `BaseModel`, adapted:
 * `save_networks` / `load_networks` -> Accelerate's `save_state`/`load_state` (all that was
   `prepare`d or registered), and `final_models` for publishing.
 
-A task never imports the loop: what both need (non-finite checks, BN snapshots, the NaN hook)
-is in `guards`, the schedule in `schedule`.
+A task module imports neither the loop nor this module (whose registry imports it): what the
+loop and the tasks share (non-finite checks, BN snapshots, the NaN hook, stop requests) is in
+`guards`, the schedule in `schedule`; a task keeps the contract by its shape (a Protocol), and
+tests/test_training.py checks every registered class against it.
 """
 
 from __future__ import annotations
