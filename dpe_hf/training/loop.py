@@ -1,5 +1,5 @@
 """The training loop: one Accelerator, one task (supervised, gan1way, gan2way; the contract is
-in task.py), logging, validation, checkpoints and the final `save_pretrained`."""
+in task.py), logging, validation, checkpoints, and at the end the final models (publish.py)."""
 
 from __future__ import annotations
 
