@@ -14,8 +14,7 @@ from pathlib import Path
 
 from dpe_hf.model_spec import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models, parse_model_spec
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_REPO_ID", "add_to_hf_cache", "bundled_models", "load_generator",
-           "model_card_kwargs"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_REPO_ID", "add_to_hf_cache", "bundled_models", "load_generator"]
 
 
 def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache_dir: str | Path | None = None):
@@ -57,25 +56,3 @@ def add_to_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path, rev
     (repo_dir / "refs" / "main").write_text(revision)
     return snapshot
 
-
-def model_card_kwargs(config, run_dir: str | Path, repo_id: str | None = None) -> dict:
-    """Fill the model card template from a training config and its run's last validation."""
-    data = config.data
-    sources = [p for p in [data.input, data.expert, *data.synthetic, *data.source, *data.target] if p]
-    if data.generated:
-        sources.append(f"{data.generated} procedural photos (dpe_hf.data.generated)")
-    metrics = "Not evaluated yet."
-    log = Path(run_dir) / "log.jsonl"
-    if log.is_file():
-        vals = [json.loads(line) for line in log.read_text().splitlines() if '"val/psnr"' in line]
-        if vals:
-            metrics = f"Validation PSNR at step {vals[-1]['step']}: {vals[-1]['val/psnr']:.2f} dB."
-    return {
-        "repo_id": repo_id or DEFAULT_REPO_ID,
-        "training_mode": config.mode,
-        "training_data": "; ".join(sources) or "not recorded",
-        "reproduce": f"accelerate launch train_accelerate.py --config {Path(run_dir) / 'config.yaml'}",
-        "training_details": f"{config.steps} steps, batch {config.batch_size}, crops {data.crop} px, "
-                            f"lr {config.lr}, seed {config.seed}, width {config.model.width}.",
-        "metrics": metrics,
-    }

@@ -20,7 +20,7 @@ from dpe_hf.inference import enhance
 from dpe_hf.models.generator import DPEGenerator
 from dpe_hf.ops.guided import downscale_long_side
 from dpe_hf.torch_backend import TorchBackend
-from test_robustness import adobe_rgb_like_icc
+from helpers import adobe_rgb_like_icc
 
 HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="needs the [export] extra (onnx, onnxruntime)")

@@ -2,7 +2,7 @@
 good checkpoint; a SIGKILL at any moment leaves `latest` naming a complete checkpoint; resuming
 after a kill reaches the same weights as an uninterrupted run.
 
-NaN losses are injected with the testing hook `DPE_INJECT_NAN_STEPS` (dpe_hf.training.loop).
+NaN losses are injected with the testing hook `DPE_INJECT_NAN_STEPS` (dpe_hf.training.guards).
 """
 
 import json

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from dpe_hf import DPEGenerator
 from dpe_hf.errors import ConfigError
 from dpe_hf.hub import load_generator
 from dpe_hf.training.config import build_config, read_yaml
-from dpe_hf.training.models import lr_at
+from dpe_hf.training.schedule import lr_at
 from helpers import REPO, SMOKE, digests, run_training
 
 
@@ -60,6 +61,53 @@ class TestConfig:
     def test_lr_schedule_constant_then_linear_to_zero(self):
         config = build_config({"steps": 100, "lr": 1.0, "lr_decay_start": 0.5})
         assert [lr_at(config, s) for s in (0, 49, 50, 75, 99)] == [1.0, 1.0, 1.0, 0.5, 0.02]
+
+
+def hand_set_lrs(config, step: int) -> tuple[float, float]:
+    """(generator, critic) lr at `step` as the loop set them by hand before the schedulers."""
+    start = int(config.lr_decay_start * config.steps)
+    if step < start or config.steps <= start:
+        lr = config.lr
+    else:
+        lr = config.lr * max(0.0, (config.steps - step) / (config.steps - start))
+    critic = config.gan.critic_lr
+    if critic is None:
+        return lr, lr
+    return lr, critic * (lr / config.lr) if config.lr > 0 else critic
+
+
+@pytest.mark.parametrize("mode, critic_lr", [("supervised", None), ("gan2way", None), ("gan1way", 7e-5)])
+def test_the_schedulers_give_every_step_the_lr_it_had_when_set_by_hand(tmp_path, mode, critic_lr):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from dpe_hf.training.schedule import step_schedulers
+    from dpe_hf.training.task import make_task
+
+    AcceleratorState._reset_state(True)
+    config = build_config({"mode": mode, "steps": 37, "lr": 3e-4, "lr_decay_start": 0.3, "output_dir": str(tmp_path),
+                           "model": {"width": 0.25}, "data": {"generated": 2, "crop": 32, "max_side": 64},
+                           "gan": {"critic_lr": critic_lr, "critic_width": 0.25}})
+    try:
+        task = make_task(config, Accelerator(cpu=True))
+        for step in range(config.steps):
+            used = [s.optimizer.param_groups[0]["lr"] for s in task.schedulers]
+            assert used == list(hand_set_lrs(config, step)[:len(used)]), step  # ==: the same floats
+            step_schedulers(task.schedulers)
+    finally:
+        AcceleratorState._reset_state(True)
+    assert used[0] < config.lr / 20  # the last step's: the loop above went through the decay
+
+
+def test_every_mode_has_a_task_with_every_method_of_the_contract():
+    from dpe_hf.training.config import MODES
+    from dpe_hf.training.task import TASKS, Task
+
+    assert set(TASKS) == set(MODES)
+    methods = [name for name, value in vars(Task).items() if callable(value) and not name.startswith("_")]
+    assert "train_step" in methods and "final_models" in methods
+    for mode, task_class in TASKS.items():
+        assert [m for m in methods if not callable(getattr(task_class(), m, None))] == [], mode
 
 
 def test_smoke_run_publishes_a_loadable_generator(tmp_path):
@@ -118,10 +166,20 @@ def test_weight_average_follows_the_warmed_up_formula():
         build_config({"ema_decay": 1.0})
 
 
-def test_weight_average_is_published_and_resumes_exactly(tmp_path):
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    average = ["--set", "ema_decay=0.9"]
-    run_training(["--config", str(SMOKE), "--output-dir", str(straight), *average])
+AVERAGE = ["--set", "ema_decay=0.9"]
+
+
+@pytest.fixture(scope="module")
+def straight_average(tmp_path_factory):
+    """The smoke run with a weight average, uninterrupted."""
+    straight = tmp_path_factory.mktemp("average") / "straight"
+    run_training(["--config", str(SMOKE), "--output-dir", str(straight), *AVERAGE])
+    return straight
+
+
+def test_weight_average_is_published_and_resumes_exactly(straight_average, tmp_path):
+    straight, split = straight_average, tmp_path / "split"
+    average = AVERAGE
     run_training(["--config", str(SMOKE), "--output-dir", str(split), *average, "--set", "stop_at=3"])
     run_training(["--config", str(SMOKE), "--output-dir", str(split), *average, "--resume"])
     assert digests(split) == digests(straight)
@@ -130,6 +188,48 @@ def test_weight_average_is_published_and_resumes_exactly(tmp_path):
     resumed = load_generator(split).state_dict()
     assert all(torch.equal(published[k], resumed[k]) for k in published)
     assert not all(torch.equal(published[k], online[k]) for k in published)
+
+
+def as_format_1(checkpoint: Path, schedulers: int, lr_before: float) -> None:
+    """Make `checkpoint` what the code before the lr schedulers wrote: no `format` in its JSON
+    state, no files for the schedulers (the last registered objects), and in the optimizer the lr
+    of the step before (the loop set it by hand at the start of each step)."""
+    own = checkpoint / "process_0.json"
+    own.write_text(json.dumps({k: v for k, v in json.loads(own.read_text()).items() if k != "format"}))
+    custom = sorted(checkpoint.glob("custom_checkpoint_*.pkl"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    for path in custom[len(custom) - schedulers:]:
+        path.unlink()
+    state = torch.load(checkpoint / "optimizer.bin", weights_only=False)
+    for group in state["param_groups"]:
+        group["lr"] = lr_before
+        del group["initial_lr"]
+    torch.save(state, checkpoint / "optimizer.bin")
+
+
+def test_a_checkpoint_from_before_the_lr_schedulers_resumes_exactly(straight_average, tmp_path):
+    """Checkpoint format 1 (no scheduler state): the schedulers are put at its step, and with
+    the weight average registered before them, each object still gets its own state back."""
+    old = tmp_path / "old"
+    run_training(["--config", str(SMOKE), "--output-dir", str(old), *AVERAGE, "--set", "stop_at=4"])
+    checkpoint = old / "checkpoints" / "step_00000004"
+    assert json.loads((checkpoint / "process_0.json").read_text())["format"] == 2
+    config = build_config(read_yaml(SMOKE))
+    assert lr_at(config, 3) != lr_at(config, 4)  # so a schedule left at the optimizer's lr would show
+    as_format_1(checkpoint, schedulers=1, lr_before=lr_at(config, 3))
+    run_training(["--config", str(SMOKE), "--output-dir", str(old), *AVERAGE, "--resume"])
+    assert digests(old) == digests(straight_average)
+
+
+def test_a_run_resumed_with_another_lr_trains_with_it(tmp_path):
+    """The checkpointed schedulers must not bring the old lr back: the divergence error advises
+    resuming with a lower one."""
+    run = tmp_path / "run"
+    quick = ["--config", str(SMOKE), "--output-dir", str(run), "--set", "val_every=0", "--set", "log_every=1"]
+    run_training([*quick, "--set", "stop_at=4"])
+    run_training([*quick, "--resume", "--set", "lr=2.5e-4"])
+    lower = build_config(read_yaml(SMOKE), {"lr": 2.5e-4})
+    logged = {row["step"]: row["lr"] for row in map(json.loads, (run / "log.jsonl").read_text().splitlines())}
+    assert logged == {1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3, 5: lr_at(lower, 4), 6: lr_at(lower, 5)}
 
 
 @pytest.mark.slow

@@ -61,10 +61,9 @@ def run(args) -> int:
         generator = load_model(args.model)
         if generator is None:
             return EXIT_USAGE
-        from dpe_hf.inference import enhance
+        from dpe_hf.enhancer import Enhancer
 
-        def method(image):
-            return enhance(generator, image, max_side=args.max_side, strength=args.strength)
+        method = Enhancer(generator, max_side=args.max_side, strength=args.strength)
 
     from dpe_hf.evaluation import evaluate_pairs, format_table, pair_by_stem
 

@@ -60,6 +60,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from dpe_hf.awgan import RULES, AdaptiveLambda
 from dpe_hf.data import corpora
@@ -69,8 +70,9 @@ from dpe_hf.models.discriminator import NORMS as CRITIC_NORMS
 from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import TrainConfig
 from dpe_hf.training.data import generated_folder
-from dpe_hf.training.loop import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
-from dpe_hf.training.models import build_generator, lr_at
+from dpe_hf.training.guards import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
+from dpe_hf.training.models import build_generator
+from dpe_hf.training.schedule import lr_at, lr_factor
 
 GRID_ROWS = 4  # fixed source crops shown in the image grid
 GRID_SEED = 4_242  # their crop seed: not any process's training seed
@@ -109,6 +111,7 @@ def _fp32_forward(module: nn.Module):
 
 class GANTask:
     """1-way or 2-way GAN training (`config.mode` "gan1way" / "gan2way"); see the module doc.
+    A `Task` (task.py) for the loop.
 
     `with_data=False` builds the models and optimisers only (benchmarks, unit tests): then
     drive it with `critic_step(x, y)` and `generator_step(x, y)`.
@@ -147,12 +150,15 @@ class GANTask:
             m.to(memory_format=memory_format)
         g_opt = torch.optim.Adam(itertools.chain(*(g.parameters() for g in generators)),
                                  lr=config.lr, betas=config.betas)
+        critic_lr = config.lr if gan.critic_lr is None else gan.critic_lr
         d_opt = torch.optim.Adam(itertools.chain(*(d.parameters() for d in critics)),
-                                 lr=self._critic_lr(config.lr), betas=config.betas)
+                                 lr=critic_lr, betas=config.betas)
         prepared = accelerator.prepare(*generators, *critics, g_opt, d_opt)
         n = len(generators)
         self.generators, self.critics = list(prepared[:n]), list(prepared[n:2 * n])
         self.g_opt, self.d_opt = prepared[2 * n:]
+        self.schedulers = [LambdaLR(self.g_opt, lambda step: lr_factor(config, step)),
+                           LambdaLR(self.d_opt, lambda step: self._critic_lr_factor(step))]
         # Unwrapped modules (same parameters): for calls that must not go through DDP.
         self.raw_generators = [accelerator.unwrap_model(g) for g in self.generators]
         self.raw_critics = [accelerator.unwrap_model(d) for d in self.critics]
@@ -173,14 +179,17 @@ class GANTask:
         if with_data:
             self._build_streams()
 
-    # -- data --------------------------------------------------------------------------------
-    def _critic_lr(self, lr: float) -> float:
-        """The critic's lr when the generator's is `lr` (`gan.critic_lr` scales with the schedule)."""
-        base = self.config.gan.critic_lr
-        if base is None:
-            return lr
-        return base * (lr / self.config.lr) if self.config.lr > 0 else base
+    # -- learning rate -----------------------------------------------------------------------
+    def _critic_lr_factor(self, step: int) -> float:
+        """The critic's lr at `step` as a multiple of its initial lr: the generator's schedule.
+        A `gan.critic_lr` of its own scales by the generator's lr over `lr`, one division, so that
+        every step's lr is the float it was when the loop set it by hand."""
+        config = self.config
+        if config.gan.critic_lr is None:
+            return lr_factor(config, step)
+        return lr_at(config, step) / config.lr if config.lr > 0 else 1.0
 
+    # -- data --------------------------------------------------------------------------------
     def _make_source(self, images, seed: int, *, degraded: bool):
         data = self.config.data
         if degraded:
@@ -333,11 +342,6 @@ class GANTask:
 
     # -- what the loop calls -----------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
-        lr = lr_at(self.config, step)
-        for group in self.g_opt.param_groups:
-            group["lr"] = lr
-        for group in self.d_opt.param_groups:
-            group["lr"] = self._critic_lr(lr)
         x, y = self._batch(self.source_stream), self._batch(self.target_stream)
         done = step + 1
         inject = done in self._inject_nan  # testing hook: the critic loss of this step is NaN, once
@@ -355,7 +359,7 @@ class GANTask:
                 values["skipped/nonfinite"] = 1
             self._last_generator_values = generator_values
         values.update({k: v for k, v in self._last_generator_values.items() if k not in values})
-        values["lr"] = lr
+        values["lr"] = self.g_opt.param_groups[0]["lr"]
         values["lr_critic"] = self.d_opt.param_groups[0]["lr"]
         every = self.config.gan.image_every
         if every and (done % every == 0 or done == self.config.steps) and self.accelerator.is_main_process:

@@ -1,5 +1,5 @@
-"""The training loop: one Accelerator, one task (supervised, gan1way, gan2way), logging,
-validation, checkpoints and the final `save_pretrained`."""
+"""The training loop: one Accelerator, one task (supervised, gan1way, gan2way; the contract is
+in task.py), logging, validation, checkpoints, and at the end the final models (publish.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -21,18 +20,11 @@ from dpe_hf.training.checkpoints import latest_checkpoint, load_checkpoint, save
 from dpe_hf.training.config import TrainConfig, to_dict
 from dpe_hf.training.data import validation_pairs
 from dpe_hf.training.ema import WeightAverage
+from dpe_hf.training.guards import StopRequest
 from dpe_hf.training.progress import Progress
-
-
-def make_task(config: TrainConfig, accelerator):
-    # explicit imports per mode: a broken GAN module must not break supervised training
-    if config.mode == "supervised":
-        from dpe_hf.training.supervised import SupervisedTask
-
-        return SupervisedTask(config, accelerator)
-    from dpe_hf.training.gan import GANTask
-
-    return GANTask(config, accelerator)
+from dpe_hf.training.publish import publish
+from dpe_hf.training.schedule import step_schedulers
+from dpe_hf.training.task import make_task
 
 
 class RunLog:
@@ -68,70 +60,6 @@ def sync_buffers(accelerator, model: torch.nn.Module) -> None:
         dist.broadcast(buffer.data, src=0)
 
 
-class StopRequest:
-    """SIGINT/SIGTERM set a flag that the loop reads between steps, so an interrupted run
-    ends with a checkpoint instead of losing everything since the last one. Every process
-    must agree to stop (a checkpoint is a collective), so the flag is summed across them."""
-
-    def __init__(self):
-        self.flag = False
-        self._previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a notebook worker)
-                pass
-
-    def _handle(self, signum, frame) -> None:
-        self.flag = True
-
-    def requested(self, accelerator) -> bool:
-        if accelerator.num_processes == 1:
-            return self.flag
-        flag = torch.tensor([1.0 if self.flag else 0.0], device=accelerator.device)
-        return accelerator.reduce(flag, reduction="sum").item() > 0
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def nonfinite(accelerator, *losses: torch.Tensor) -> bool:
-    """True when any loss is NaN or Inf on any process: then every process skips the update
-    (call before backward; all processes must agree, since a backward under DDP is a collective)."""
-    bad = torch.stack([loss.detach().float().reshape(()) for loss in losses]).isfinite().all().logical_not()
-    if accelerator.num_processes == 1:
-        return bool(bad.item())
-    flag = bad.float().reshape(1).to(accelerator.device)
-    return accelerator.reduce(flag, reduction="sum").item() > 0
-
-
-def injected_nan_steps(accelerator) -> set[int]:
-    """TESTING HOOK (fault injection), not a feature: `DPE_INJECT_NAN_STEPS="3,4"` makes the
-    losses of steps 3 and 4 (the step numbers in the log, 1-based) NaN, once each: a step that
-    runs again after a checkpoint restore is clean. `DPE_INJECT_NAN_RANK=1` limits it to that
-    process (the others must still skip). Read once when a task is built; unset, it does
-    nothing. Used by tests/test_faults.py."""
-    raw = os.environ.get("DPE_INJECT_NAN_STEPS", "")
-    rank = os.environ.get("DPE_INJECT_NAN_RANK", "")
-    if rank and int(rank) != accelerator.process_index:
-        return set()
-    return {int(s) for s in raw.replace(" ", "").split(",") if s}
-
-
-def buffer_snapshot(*models: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copies of the models' buffers (BN statistics and their batch counters): a forward pass in
-    training mode updates them even when the step is then skipped (and NaN statistics would
-    poison the model) or when it only makes fakes for a critic. `restore_buffers` puts them back."""
-    return [(b, b.detach().clone()) for m in models for b in m.buffers()]
-
-
-def restore_buffers(snapshot) -> None:
-    with torch.no_grad():
-        for buffer, saved in snapshot:
-            buffer.copy_(saved)
-
-
 def _multi_process_cpu() -> bool:
     # `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate only sets up gloo
     # processes (MULTI_CPU) when told to use the CPU; otherwise each process trains alone.
@@ -156,6 +84,8 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
     if config.ema_decay:
         average = WeightAverage(task.enhancer(), config.ema_decay)
         accelerator.register_for_checkpointing(average)  # saved and restored with the checkpoints
+    # last, so that older checkpoints' objects keep their positions (checkpoints.py)
+    accelerator.register_for_checkpointing(*task.schedulers)
     log = RunLog(accelerator, run_dir)
     val_pairs = validation_pairs(config) if accelerator.is_main_process else []
 
@@ -165,7 +95,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
         if checkpoint is None:
             accelerator.print(f"no checkpoint in {run_dir}; starting from step 0")
         else:
-            state = load_checkpoint(accelerator, checkpoint)
+            state = load_checkpoint(accelerator, checkpoint, task.schedulers)
             start = state["step"]
             task.load_data_state(state["data"])
             accelerator.print(f"resumed from {checkpoint} at step {start}")
@@ -179,6 +109,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
     step = start
     while step < end:
         values = task.train_step(step)
+        step_schedulers(task.schedulers)  # before any checkpoint of step `done`
         done = step + 1
         logged = False  # values logged (and shown) at this step
         if stop.requested(accelerator):  # Ctrl-C or SIGTERM: keep the work done so far
@@ -234,7 +165,7 @@ def train(config: TrainConfig, *, resume: bool = False, push_to_hub: str | None 
     save_checkpoint(accelerator, run_dir, config.steps, {"step": config.steps, "data": task.data_state()},
                     keep=config.keep_checkpoints)
     if accelerator.is_main_process:
-        _publish(models, config, run_dir, push_to_hub)
+        publish(models, config, run_dir, push_to_hub)
     accelerator.end_training()
     return run_dir
 
@@ -264,7 +195,7 @@ def _restore_last_good(accelerator, task, run_dir: Path, done: int, streak: int,
         raise RuntimeError(f"step {done}: {streak} non-finite losses in a row again after restoring "
                            f"{checkpoint}; the divergence is reproducible from there, giving up "
                            "(lower the learning rate or check the data)")
-    state = load_checkpoint(accelerator, checkpoint)
+    state = load_checkpoint(accelerator, checkpoint, task.schedulers)
     task.load_data_state(state["data"])
     accelerator.print(f"step {done}: {streak} non-finite losses in a row; restored {checkpoint} "
                       f"(step {state['step']})")
@@ -286,18 +217,6 @@ def _write_digest(accelerator, run_dir: Path, models) -> None:
     folder = run_dir / "digests"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"process_{accelerator.process_index}.txt").write_text(weights_digest(models) + "\n")
-
-
-def _publish(models: dict, config: TrainConfig, run_dir: Path, push_to_hub: str | None) -> None:
-    from dpe_hf.hub import model_card_kwargs
-
-    for name, model in models.items():
-        folder = run_dir / name
-        (folder / "README.md").unlink(missing_ok=True)  # regenerate the card for this run
-        model.save_pretrained(folder, model_card_kwargs=model_card_kwargs(config, run_dir))
-    if push_to_hub:
-        model = models["generator"]
-        model.push_to_hub(push_to_hub, model_card_kwargs=model_card_kwargs(config, run_dir, repo_id=push_to_hub))
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -1,4 +1,4 @@
-"""Model construction and the learning-rate schedule shared by the training modes."""
+"""Model construction shared by the training modes."""
 
 from __future__ import annotations
 
@@ -17,11 +17,3 @@ def build_generator(config: TrainConfig, *, individual_bn: bool = False) -> DPEG
         source = load_generator(m.init_from)
         generator.load_single_bn_weights(source.state_dict())
     return generator
-
-
-def lr_at(config: TrainConfig, step: int) -> float:
-    """Constant, then linear to zero from `lr_decay_start` of the run (the paper's schedule)."""
-    start = int(config.lr_decay_start * config.steps)
-    if step < start or config.steps <= start:
-        return config.lr
-    return config.lr * max(0.0, (config.steps - step) / (config.steps - start))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 
 from dpe_hf.losses import supervised_loss
 from dpe_hf.training.config import TrainConfig
 from dpe_hf.training.data import pair_stream
-from dpe_hf.training.loop import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
-from dpe_hf.training.models import build_generator, lr_at
+from dpe_hf.training.guards import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
+from dpe_hf.training.models import build_generator
+from dpe_hf.training.schedule import lr_factor
 
 
 class SupervisedTask:
-    """One generator, one optimizer, one stream of (input, target) crops."""
+    """One generator, one optimizer, one stream of (input, target) crops (a `Task`, see task.py)."""
 
     def __init__(self, config: TrainConfig, accelerator):
         self.config = config
@@ -20,6 +22,7 @@ class SupervisedTask:
         generator = build_generator(config)
         optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas)
         self.generator, self.optimizer = accelerator.prepare(generator, optimizer)
+        self.schedulers = [LambdaLR(self.optimizer, lambda step: lr_factor(config, step))]
         self.stream = iter_stream = pair_stream(config, accelerator)
         self._examples = iter(iter_stream)
         self._inject_nan = injected_nan_steps(accelerator)  # testing hook (see its doc); empty normally
@@ -34,8 +37,6 @@ class SupervisedTask:
     def train_step(self, step: int) -> dict[str, float]:
         """One optimizer step. A NaN/Inf loss (on any process) skips the update: no backward,
         no step, BN statistics put back, and `skipped/nonfinite: 1` in the returned values."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(self.config, step)
         inject = (step + 1) in self._inject_nan
         self._inject_nan.discard(step + 1)
         snapshot = buffer_snapshot(self.generator)
