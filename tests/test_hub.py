@@ -104,12 +104,20 @@ def test_the_bundled_card_is_the_published_one():
 # --------------------------------------------------------------------------------------------
 
 
+def _closed_port() -> int:
+    with socket.socket() as sock:  # bound, never listening: a connection to it is refused
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _fresh_python(script: str, tmp_path: Path, *, offline: bool) -> tuple[subprocess.CompletedProcess, float]:
-    """Run `script` in a new interpreter with an empty HF cache (HF_HUB_OFFLINE set or not: this
-    machine has no network, so unset is the "hub unreachable" case); the seconds it prints after
-    its imports come back as the second value."""
+    """Run `script` in a new interpreter with an empty HF cache (HF_HUB_OFFLINE set or not: unset
+    is the "hub unreachable" case, with the hub's address a closed port of this machine, so that
+    no test sends anything outside it); the seconds it prints after its imports come back as the
+    second value."""
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env["HF_HUB_CACHE"] = str(tmp_path / f"empty-cache-{offline}")
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
@@ -175,7 +183,8 @@ def test_a_mistyped_local_run_fails_at_once_naming_it(tmp_path):
     photo = tmp_path / "x.jpg"
     Image.new("RGB", (32, 24), (120, 80, 40)).save(photo)
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
-    env.update(HF_HUB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))  # this checkout's dpe_hf
+    env.update(HF_HUB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO),  # this checkout's dpe_hf
+               HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "dpe_hf.cli", "enhance", str(photo), "-o", str(tmp_path / "out"),
                              "--model", "./runs/no-such-run"], env=env, capture_output=True, text=True,
