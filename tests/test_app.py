@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,7 +227,7 @@ def test_the_app_names_limits_and_places_photos_as_dpe_enhance_does(tiny_model, 
 
     for name in ("DPE_MAX_PIXELS", "DPE_DEVICE"):
         monkeypatch.delenv(name, raising=False)
-    engine = _load_app().build_demo(str(tiny_model)).dpe_engine
+    engine = load_app().build_demo(str(tiny_model)).dpe_engine
     assert engine.max_pixels == DEFAULT_MAX_PIXELS and engine.device is None  # None: auto, as --device auto
     assert next(engine.model(None).parameters()).device == next(load_model(str(tiny_model)).parameters()).device
 
