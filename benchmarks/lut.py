@@ -26,6 +26,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
+from dpe_hf.enhancer import Enhancer  # noqa: E402
 from dpe_hf.export.lut import (  # noqa: E402
     DEFAULT_SIZE,
     DEFAULT_SMOOTHNESS,
@@ -40,7 +42,6 @@ from dpe_hf.export.lut import (  # noqa: E402
     apply_lut,
     fit_lut,
     identity_lut,
-    network_pair,
 )
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -85,7 +86,7 @@ def quality(generator, pairs, size: int, smoothness: float) -> tuple[list[dict],
         expert = to_float32(read_image(ref)[0])
         if expert.shape != x.shape:
             raise SystemExit(f"{ref}: size {expert.shape} differs from the input's {x.shape}")
-        low_in, low_out = network_pair(generator, x, max_side=max(x.shape[:2]))  # the photos are at 512
+        low_in, low_out = astuple(Enhancer(generator, max_side=max(x.shape[:2])).look(x))  # the photos are at 512
         net = low_out
         start = time.perf_counter()
         lut = fit_lut(low_in, low_out, size, smoothness=smoothness)

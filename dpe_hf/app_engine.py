@@ -27,6 +27,7 @@ from dpe_hf.imageio import WRITE_SUFFIXES, ImageMeta, read_image, write_image
 from dpe_hf.errors import ImageReadError, ImageTooLargeError
 from dpe_hf.export.lut import fit_lut, identity_lut, write_cube
 from dpe_hf.enhancer import Enhancer, LowPair, blend
+from dpe_hf.ops.guided import downscale_long_side
 from dpe_hf.model_spec import DEFAULT_MODEL, bundled_models
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,9 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def preview(arr: np.ndarray, side: int) -> np.ndarray:
-    """An 8-bit copy with long side at most `side` (0: full size)."""
-    arr = to_uint8(arr)
-    h, w = arr.shape[:2]
-    if side <= 0 or max(h, w) <= side:
-        return arr
-    scale = side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+    """An 8-bit copy with long side at most `side` (0: full size), area-averaged as the
+    network's copy is (`downscale_long_side`)."""
+    return to_uint8(arr if side <= 0 else downscale_long_side(arr, side))
 
 
 class Engine:

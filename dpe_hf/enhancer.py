@@ -178,12 +178,24 @@ class Enhancer:
         network once more, on the low copy, since its tiles never see it)."""
         return self._photo(image, icc_profile, want_pair=True)
 
+    def look(self, image: PhotoLike, *, icc_profile: bytes | None = None) -> LowPair:
+        """The `LowPair` alone: the network on the photo's low-resolution copy, nothing carried
+        to full size (`dpe lut` fits one LUT on the looks of many photos). The same pair as
+        `with_pair` gives for the guided and residual methods."""
+        if isinstance(image, Image.Image):
+            icc_profile = _rgb_profile(image, icc_profile)
+            image = np.asarray(image.convert("RGB"))
+        if dtype_scale(image.dtype) == 1.0:
+            image = from_float(image, np.uint16)
+        seen = even_exposure(image) if self.auto_exposure else image
+        low = to_float32(downscale_long_side(image, self.max_side))
+        low_out = self._network(to_float32(downscale_long_side(seen, self.max_side)), srgb_converter(icc_profile))
+        return LowPair(low, _blend_float(low, low_out, self.strength))
+
     # -- the photo's type and colour space -------------------------------------------------
     def _photo(self, image, icc_profile, want_pair: bool):
         if isinstance(image, Image.Image):
-            icc = icc_profile if icc_profile is not None else image.info.get("icc_profile")
-            if not icc or icc[16:20] != b"RGB ":  # a CMYK or grey profile does not describe RGB pixels
-                icc = None
+            icc = _rgb_profile(image, icc_profile)
             alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
             array, pair = self._array(np.asarray(image.convert("RGB")), icc, want_pair)
             out = Image.fromarray(array)
@@ -264,6 +276,12 @@ class Enhancer:
             band[:carried] = band[final - y0:y1 - y0]
             band[carried:] = 0.0
         return out
+
+
+def _rgb_profile(image: Image.Image, icc_profile: bytes | None) -> bytes | None:
+    """The photo's ICC profile (`icc_profile`, else the PIL image's own), if it describes RGB."""
+    icc = icc_profile if icc_profile is not None else image.info.get("icc_profile")
+    return icc if icc and icc[16:20] == b"RGB " else None  # a CMYK or grey profile: not for RGB pixels
 
 
 def _srgb(x: np.ndarray, colour: SrgbConverter | None) -> np.ndarray:

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 
 from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
+from dpe_hf.enhancer import Enhancer
 from dpe_hf.imageio import read_image, write_image
 from dpe_hf.export import lut as lutmod
 from dpe_hf.export.lut import LutFitter, apply_lut, fit_lut, identity_lut, read_cube, write_cube
@@ -394,13 +396,13 @@ def test_cli_enhance_save_lut(model_dir, photos, tmp_path, generator):
     assert sorted(p.name for p in out.iterdir()) == ["p0.cube", "p0_enhanced.png", "p1.cube", "p1_enhanced.png"]
     # the LUT carries the network's colour change at the size it ran at
     src = read_image(photos / "p0.png")[0]
-    low_in, low_out = lutmod.network_pair(generator, src, max_side=64)
+    low_in, low_out = astuple(Enhancer(generator, max_side=64).look(src))
     assert psnr(apply_lut(low_in, read_cube(out / "p0.cube")), low_out) > 30
 
     # with --auto-exposure the LUT also carries the re-exposure: it maps the photo as given
     even = tmp_path / "even"
     assert main(["enhance", *args[:2], "-o", str(even), "--model", str(model_dir), "--save-lut",
                  "--max-side", "64", "--auto-exposure"]) == 0
-    low_in, low_out = lutmod.network_pair(generator, src, max_side=64, auto_exposure=True)
+    low_in, low_out = astuple(Enhancer(generator, max_side=64, auto_exposure=True).look(src))
     fit = psnr(apply_lut(low_in, read_cube(even / "p0.cube")), low_out)
     assert fit > 30 and psnr(apply_lut(low_in, read_cube(out / "p0.cube")), low_out) < fit - 3

@@ -53,9 +53,12 @@ def run(args) -> int:
     if generator is None:
         return EXIT_USAGE
 
-    from dpe_hf.imageio import read_image
+    from dpe_hf.enhancer import Enhancer
     from dpe_hf.errors import DPEError
-    from dpe_hf.export.lut import LutFitter, network_pair, write_cube
+    from dpe_hf.export.lut import LutFitter, write_cube
+    from dpe_hf.imageio import read_image
+
+    enhancer = Enhancer(generator, max_side=args.max_side, strength=args.strength)
 
     fitter = LutFitter(args.size)
     used, failed = 0, 0
@@ -64,8 +67,9 @@ def run(args) -> int:
             if reason is not None:
                 error(f"{src}: {reason}")
             else:
-                image, _meta = read_image(src, max_pixels=args.max_pixels or None)
-                fitter.add(*network_pair(generator, image, max_side=args.max_side, strength=args.strength))
+                image, meta = read_image(src, max_pixels=args.max_pixels or None)
+                pair = enhancer.look(image, icc_profile=meta.icc_profile)
+                fitter.add(pair.low_in, pair.low_out)
                 used += 1
                 continue
         except DPEError as exc:

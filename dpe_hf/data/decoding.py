@@ -18,7 +18,8 @@ import torch
 
 from dpe_hf.data.transforms import pil_to_tensor
 from dpe_hf.errors import ImageReadError
-from dpe_hf.imageio import DEFAULT_MAX_PIXELS, read_image, to_float32
+from dpe_hf.imageio import DEFAULT_MAX_PIXELS, from_float, read_image, to_float32
+from dpe_hf.ops.guided import downscale_long_side
 
 
 class CorruptImageWarning(UserWarning):
@@ -44,16 +45,17 @@ def decode_image(value: Any, max_side: int | None = 512) -> torch.Tensor:
     or a PIL image. Files and bytes are read by :func:`dpe_hf.imageio.read_image` (upright, RGB,
     16 bits kept until the final rounding, at most ``DEFAULT_MAX_PIXELS``); a PIL image is
     converted by :func:`~dpe_hf.data.transforms.pil_to_tensor`. Images larger than ``max_side``
-    are downscaled with ``dpe_hf.ops.resize.resize_long_side`` (antialiased), never upscaled.
-    Big JPEGs are decoded at a reduced DCT scale first (never below twice ``max_side``).
+    are area-averaged by ``dpe_hf.ops.guided.downscale_long_side`` on the integer array, the
+    copy `dpe enhance` shows the network; never upscaled. Big JPEGs are decoded at a reduced DCT
+    scale first (never below twice ``max_side``).
 
     Raises ``ImageReadError`` for an undecodable file (see :func:`try_decode`).
     """
     from PIL import Image
 
-    if isinstance(value, Image.Image):  # a caller's image, decoded already
-        return _finish(pil_to_tensor(value), max_side)
-    if isinstance(value, dict) and value.get("bytes") is not None:
+    if isinstance(value, Image.Image):  # a caller's image, decoded already; 16 bits until the end
+        arr = from_float(pil_to_tensor(value).permute(1, 2, 0).numpy(), np.uint16)
+    elif isinstance(value, dict) and value.get("bytes") is not None:
         arr, _ = read_image(value.get("path") or "<image bytes>", data=value["bytes"],
                             max_pixels=DEFAULT_MAX_PIXELS, jpeg_draft_side=max_side)
     elif isinstance(value, dict) and value.get("path"):
@@ -62,16 +64,9 @@ def decode_image(value: Any, max_side: int | None = 512) -> torch.Tensor:
         arr, _ = read_image(value, max_pixels=DEFAULT_MAX_PIXELS, jpeg_draft_side=max_side)
     else:
         raise ValueError(f"not an image value: {type(value).__name__}")
-    x = torch.from_numpy(np.ascontiguousarray(to_float32(arr).transpose(2, 0, 1)))
-    return _finish(x, max_side)
-
-
-def _finish(x: torch.Tensor, max_side: int | None) -> torch.Tensor:
-    if max_side and max(x.shape[-2:]) > max_side:
-        from dpe_hf.ops.resize import resize_long_side
-
-        x = resize_long_side(x, max_side, allow_upscale=False, antialias=True)
-    return to_uint8(x)
+    if max_side:
+        arr = downscale_long_side(arr, max_side)
+    return to_uint8(torch.from_numpy(np.ascontiguousarray(to_float32(arr).transpose(2, 0, 1))))
 
 
 def try_decode(

@@ -33,7 +33,7 @@ import numpy as np
 
 from dpe_hf.imageio import atomic_write
 
-__all__ = ["DEFAULT_SIZE", "LutFitter", "apply_lut", "fit_lut", "identity_lut", "network_pair",
+__all__ = ["DEFAULT_SIZE", "LutFitter", "apply_lut", "fit_lut", "identity_lut",
            "read_cube", "write_cube"]
 
 DEFAULT_SIZE = 33
@@ -306,35 +306,6 @@ def fit_lut(low_in: np.ndarray, low_out: np.ndarray, size: int = DEFAULT_SIZE, *
     (H x W x 3 each, uint8 / uint16 / float in [0, 1]; typically the low-resolution copy a
     network saw and its output). See the module docstring for the regularisation."""
     return LutFitter(size).add(low_in, low_out).solve(smoothness=smoothness, identity=identity, clip=clip)
-
-
-def network_pair(generator, image: np.ndarray, *, max_side: int = 512, strength: float = 1.0,
-                 auto_exposure: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The pair a generator produces on the copy of `image` (H x W x 3) with long side
-    `max_side`: (input, output), H' x W' x 3 float32 in [0, 1], the output clipped and blended
-    with the input by `strength`. With `auto_exposure` (uint8 / uint16 `image`) the network sees
-    the re-exposed photo, and the pair still starts from the photo as given, so the LUT carries
-    the exposure change too. `generator`: anything `dpe_hf.enhancer.backend_for` takes.
-
-    `dpe lut` fits its LUT on these pairs: the copy is made by `dpe_hf.ops.resize` (bilinear,
-    antialiased) and ICC profiles are not read, as it always has. A photo's own LUT comes from
-    the run that enhanced it instead (`dpe_hf.enhancer.Enhancer.with_pair`, `dpe enhance
-    --save-lut`)."""
-    import torch
-
-    from dpe_hf.enhancer import backend_for
-    from dpe_hf.ops.exposure import even_exposure
-    from dpe_hf.ops.resize import resize_long_side
-
-    def low_copy(array: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(_as_colours(array).reshape(np.shape(array))))
-        return resize_long_side(x.permute(2, 0, 1)[None], max_side)[0].permute(1, 2, 0).numpy()
-
-    low = low_copy(image)
-    out = backend_for(generator).run(low_copy(even_exposure(image)) if auto_exposure else low)
-    if strength != 1.0:
-        out = low + np.float32(strength) * (out - low)
-    return low, out
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ import torch
 from dpe_hf.data import corpora
 from dpe_hf.data.degrade import degrade
 from dpe_hf.data.generated import generated_photo, write_generated_folder
-from dpe_hf.data.transforms import pil_to_tensor
 from dpe_hf.errors import ConfigError
-from dpe_hf.ops.resize import resize_long_side
 from dpe_hf.training.config import DataConfig, TrainConfig
 
 GENERATED_SIZE = (256, 320)
@@ -104,9 +102,6 @@ def validation_pairs(config: TrainConfig) -> list[tuple[str, torch.Tensor, torch
 
 
 def _as_tensors(pairs, max_side: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    out = []
-    for row in pairs:
-        x = pil_to_tensor(row["input"])[None]
-        y = pil_to_tensor(row["target"])[None]
-        out.append((row["id"], resize_long_side(x, max_side), resize_long_side(y, max_side)))
-    return out
+    """Each pair as the training crops' photos are decoded (`corpora.decode_image`), in [0, 1]."""
+    return [(row["id"], *(corpora.decode_image(row[key], max_side)[None].float() / 255.0
+                          for key in ("input", "target"))) for row in pairs]
