@@ -263,6 +263,42 @@ def test_fivek_split_selects_pairs_by_id_range_or_list(tmp_path):
     assert ids() == ["a0001", "a4500", "a4501", "a5000"]
 
 
+def test_retouches_of_held_out_pairs_stay_out_of_the_good_photos(tmp_path):
+    """An expert's retouch of a pair the run is scored on (a3232-x.jpg among the good photos)
+    must not train it; retouches of pairs it trains on, and other photos, stay."""
+    from PIL import Image
+
+    from dpe_hf.data import corpora
+    from dpe_hf.data.generated import generated_photo
+    from dpe_hf.training.data import held_out_ids, skip_retouches_of
+
+    for side in ("input", "expert"):
+        (tmp_path / side).mkdir()
+        for i, name in enumerate(("a0676", "a3232", "a4690", "a4700")):
+            Image.fromarray(generated_photo((40, 48), i)).save(tmp_path / side / f"{name}.png")
+    good = tmp_path / "good"
+    good.mkdir()
+    for i, name in enumerate(("a3232-_DGW6397", "a4690-DSC_0005", "a0676-IMG", "kodim01", "a12345x")):
+        Image.fromarray(generated_photo((40, 48), i)).save(good / f"{name}.png")
+
+    def kept(**data):
+        pairs = {"input": str(tmp_path / "input"), "expert": str(tmp_path / "expert")}
+        config = build_config({"data": {**pairs, **data}})
+        images = corpora.load_images(str(good), skip=skip_retouches_of(held_out_ids(config.data)))
+        return sorted(Path(row["image"]["path"]).stem for row in images.cast_column(
+            "image", __import__("datasets").Image(decode=False)))
+
+    everything = ["a0676-IMG", "a12345x", "a3232-_DGW6397", "a4690-DSC_0005", "kodim01"]
+    assert kept() == everything  # nothing held out
+    folds = {"ids": ["a0676", "a4690"], "val_ids": ["a3232"],
+             "val_input": str(tmp_path / "input"), "val_expert": str(tmp_path / "expert")}
+    assert kept(**folds) == ["a0676-IMG", "a12345x", "a4690-DSC_0005", "kodim01"]
+    every_pair = {**folds, "ids": ["a0676", "a3232", "a4690"], "val_ids": ["a0676", "a3232"]}
+    assert kept(**every_pair) == everything  # validating on pairs it trains on holds nothing out
+    # every 3rd of the 4 pairs validates and does not train: a4690
+    assert kept(val_holdout=3) == ["a0676-IMG", "a12345x", "a3232-_DGW6397", "kodim01"]
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 def test_interrupt_saves_a_checkpoint_and_resume_goes_on(tmp_path, sig):
     import signal

@@ -18,7 +18,7 @@ Streams (:mod:`dpe_hf.data.streams`)
 """
 
 from dpe_hf.data.decoding import CorruptImageWarning, decode_image
-from dpe_hf.data.fivek import fivek_split_ids
+from dpe_hf.data.fivek import fivek_id, fivek_split_ids
 from dpe_hf.data.sources import IMAGE_EXTENSIONS, load_images, load_pairs, shard_for_process
 from dpe_hf.data.streams import ImageCrops, MixedPairs, PairedCrops, SyntheticPairs, batches
 
@@ -31,6 +31,7 @@ __all__ = [
     "SyntheticPairs",
     "batches",
     "decode_image",
+    "fivek_id",
     "fivek_split_ids",
     "load_images",
     "load_pairs",

@@ -13,6 +13,12 @@ from dpe_hf.errors import ConfigError
 _FIVEK_ID = re.compile(r"^a(\d{4})(?!\d)")
 
 
+def fivek_id(name: str) -> str | None:
+    """The FiveK id a file or pair name starts with (``a3232-_DGW6397.jpg`` -> ``a3232``), or None."""
+    m = _FIVEK_ID.match(name)
+    return m.group(0) if m else None
+
+
 def _fivek_number(i: str) -> int | None:
     m = _FIVEK_ID.match(i)
     return int(m.group(1)) if m else None

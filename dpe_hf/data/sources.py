@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from dpe_hf.errors import ConfigError
@@ -34,7 +34,7 @@ def _check_folder(path: Path, what: str) -> None:
         raise ConfigError(f"{path}: {what} is not a folder")
 
 
-def _load_local_images(folder: Path, *, streaming: bool, split: str):
+def _load_local_images(folder: Path, *, streaming: bool, split: str, skip: Callable[[Path], bool] | None = None):
     from datasets import load_dataset
 
     _check_folder(folder, "image folder")
@@ -42,6 +42,10 @@ def _load_local_images(folder: Path, *, streaming: bool, split: str):
     if not files:
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
         raise ConfigError(f"{folder}: no images found (searched recursively for {exts})")
+    if skip is not None:
+        files = [p for p in files if not skip(p)]
+        if not files:
+            raise ConfigError(f"{folder}: every image in it was left out")
     # Explicit data_files, not data_dir: with data_dir, imagefolder infers splits from folder and
     # file names ("test/", "*_train_*", ...) and silently drops every file of the other splits.
     # drop_labels: sub-folders would otherwise become a "label" column.
@@ -105,11 +109,12 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def _load_one_source(source: str | os.PathLike, *, streaming: bool, split: str):
+def _load_one_source(source: str | os.PathLike, *, streaming: bool, split: str,
+                     skip: Callable[[Path], bool] | None = None):
     text = os.fspath(source)
     path = Path(os.path.expanduser(text))
     if path.exists():
-        return _load_local_images(path, streaming=streaming, split=split)
+        return _load_local_images(path, streaming=streaming, split=split, skip=skip)
     if isinstance(source, os.PathLike) or _looks_like_path(text):
         raise ConfigError(f"{path}: image folder not found")
     from datasets import load_dataset
@@ -130,6 +135,7 @@ def load_images(
     *,
     streaming: bool = False,
     split: str = "train",
+    skip: Callable[[Path], bool] | None = None,
 ):
     """A corpus of images as a ``datasets.Dataset`` (or ``IterableDataset`` when ``streaming``).
 
@@ -142,16 +148,19 @@ def load_images(
             (map-style) or interleaved until all are exhausted, without repetition (streaming).
         streaming: return an ``IterableDataset`` that reads images lazily.
         split: the split of a hub dataset; for a local folder only the name of the split.
+        skip: files of local folders for which it returns True are left out (e.g. the
+            retouches of the pairs a run holds out).
 
     Raises:
-        ConfigError: missing folder, folder without images, unloadable hub id, no image column.
+        ConfigError: missing folder, folder without images (or none left), unloadable hub id,
+            no image column.
     """
     if isinstance(source, (str, os.PathLike)):
-        return _load_one_source(source, streaming=streaming, split=split)
+        return _load_one_source(source, streaming=streaming, split=split, skip=skip)
     sources = list(source)
     if not sources:
         raise ConfigError("load_images: empty list of sources")
-    parts = [_load_one_source(s, streaming=streaming, split=split) for s in sources]
+    parts = [_load_one_source(s, streaming=streaming, split=split, skip=skip) for s in sources]
     if len(parts) == 1:
         return parts[0]
     if streaming:

@@ -42,6 +42,25 @@ def _holds_out(data: DataConfig) -> bool:
     return data.val_holdout > 0 and not (data.val_input and data.val_expert)
 
 
+def held_out_ids(data: DataConfig) -> set[str]:
+    """The FiveK ids of the validation pairs that the run does not train on."""
+    if data.val_input and data.val_expert:
+        validated = corpora.load_pairs(data.val_input, data.val_expert, ids=data.val_ids)["id"]
+    elif _holds_out(data) and data.input and data.expert:
+        validated = paired_dataset(data, part="val")["id"]
+    else:
+        return set()
+    trained = set(paired_dataset(data)["id"]) if data.input and data.expert else set()
+    return {corpora.fivek_id(i) or i for i in validated if i not in trained}
+
+
+def skip_retouches_of(ids: set[str]):
+    """For `corpora.load_images(skip=...)`: a photo whose name starts with one of these FiveK ids
+    (an expert's retouch of a held-out pair, in a folder of good photos) stays out of training,
+    or the run would learn the answer it is scored on."""
+    return (lambda path: corpora.fivek_id(path.name) in ids) if ids else None
+
+
 def paired_dataset(data: DataConfig, *, part: str = "train"):
     """The (id, input, target) pairs of `data.input`/`data.expert`, restricted to `data.ids`
     and to a FiveK split when one is given. With `data.val_holdout`, part "train" leaves the
@@ -73,7 +92,8 @@ def pair_stream(config: TrainConfig, accelerator):
     if folder is not None:
         good.append(str(folder))
     if good:
-        images = corpora.shard_for_process(corpora.load_images(good, streaming=data.streaming), rank, world)
+        skip = skip_retouches_of(held_out_ids(data))
+        images = corpora.shard_for_process(corpora.load_images(good, streaming=data.streaming, skip=skip), rank, world)
         streams.append(corpora.SyntheticPairs(images, data.crop, seed + 500, max_side=data.max_side,
                                                   degrade_config=data.degrade))
         weights.append(1.0 - data.paired_weight if streams[:-1] else 1.0)

@@ -69,7 +69,7 @@ from dpe_hf.losses import ADVERSARIAL_LOSSES, cycle_loss, gradient_penalty, iden
 from dpe_hf.models.discriminator import NORMS as CRITIC_NORMS
 from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import TrainConfig
-from dpe_hf.training.data import generated_folder
+from dpe_hf.training.data import generated_folder, held_out_ids, skip_retouches_of
 from dpe_hf.training.guards import buffer_snapshot, injected_nan_steps, nonfinite, restore_buffers
 from dpe_hf.training.models import build_generator
 from dpe_hf.training.schedule import lr_at, lr_factor
@@ -202,14 +202,15 @@ class GANTask:
         seed = config.seed * 1000 + rank
         folder = generated_folder(config, accelerator)  # None unless data.generated > 0
         generated = None if folder is None else corpora.load_images(str(folder), streaming=data.streaming)
+        skip = skip_retouches_of(held_out_ids(data))
         if data.source:
-            source, source_degraded = corpora.load_images(data.source, streaming=data.streaming), False
+            source, source_degraded = corpora.load_images(data.source, streaming=data.streaming, skip=skip), False
         elif generated is not None:  # smoke runs: procedural photos, degraded, are the "ordinary" ones
             source, source_degraded = generated, True
         else:
             source = None
         if data.target:
-            target = corpora.load_images(data.target, streaming=data.streaming)
+            target = corpora.load_images(data.target, streaming=data.streaming, skip=skip)
         else:
             target = generated
         if source is None or target is None:
