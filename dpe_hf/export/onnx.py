@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpe_hf.export.onnx_runtime import OnnxGenerator  # torch-free; re-exported here
+from dpe_hf.imageio import atomic_write
 
 __all__ = ["DEFAULT_OPSET", "ExportableGenerator", "OnnxGenerator", "export_onnx"]
 
@@ -140,23 +141,21 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike, *, opset: int = D
     param = next(generator.parameters())
     example = torch.rand(1, 3, *example_size, generator=torch.Generator().manual_seed(0)).to(param.device, param.dtype)
     axes = {0: "batch", 2: "height", 3: "width"}
-    tmp = path.with_name(f".{path.name}.tmp")
     # SELU uses expm1, which the TorchScript exporter has no symbolic for: exp(x) - 1 (x <= 0
     # there, so the difference is float rounding, ~1e-7).
     torch.onnx.register_custom_op_symbolic("aten::expm1", _expm1_symbolic, opset)
-    try:
+    def export(file) -> None:
         with warnings.catch_warnings():
             # The TorchScript exporter (the one that needs no onnxscript) says it is deprecated.
             warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
-            torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False, opset_version=opset,
+            torch.onnx.export(wrapper, (example,), file, dynamo=False, opset_version=opset,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True)
-        os.replace(tmp, path)
+
+    try:
+        return atomic_write(path, export)
     finally:
         torch.onnx.unregister_custom_op_symbolic("aten::expm1", opset)
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def _expm1_symbolic(g, x):
