@@ -278,7 +278,8 @@ def test_retouches_of_held_out_pairs_stay_out_of_the_good_photos(tmp_path):
             Image.fromarray(generated_photo((40, 48), i)).save(tmp_path / side / f"{name}.png")
     good = tmp_path / "good"
     good.mkdir()
-    for i, name in enumerate(("a3232-_DGW6397", "a4690-DSC_0005", "a0676-IMG", "kodim01", "a12345x")):
+    for i, name in enumerate(("a3232-_DGW6397", "fivek-expertC-256_a4690-DSC_0005", "a0676-IMG", "kodim01",
+                              "a12345x", "lomiri_a3232x")):
         Image.fromarray(generated_photo((40, 48), i)).save(good / f"{name}.png")
 
     def kept(**data):
@@ -288,15 +289,17 @@ def test_retouches_of_held_out_pairs_stay_out_of_the_good_photos(tmp_path):
         return sorted(Path(row["image"]["path"]).stem for row in images.cast_column(
             "image", __import__("datasets").Image(decode=False)))
 
-    everything = ["a0676-IMG", "a12345x", "a3232-_DGW6397", "a4690-DSC_0005", "kodim01"]
+    everything = ["a0676-IMG", "a12345x", "a3232-_DGW6397", "fivek-expertC-256_a4690-DSC_0005", "kodim01",
+                  "lomiri_a3232x"]
     assert kept() == everything  # nothing held out
     folds = {"ids": ["a0676", "a4690"], "val_ids": ["a3232"],
              "val_input": str(tmp_path / "input"), "val_expert": str(tmp_path / "expert")}
-    assert kept(**folds) == ["a0676-IMG", "a12345x", "a4690-DSC_0005", "kodim01"]
+    assert kept(**folds) == ["a0676-IMG", "a12345x", "fivek-expertC-256_a4690-DSC_0005", "kodim01",
+                             "lomiri_a3232x"]
     every_pair = {**folds, "ids": ["a0676", "a3232", "a4690"], "val_ids": ["a0676", "a3232"]}
     assert kept(**every_pair) == everything  # validating on pairs it trains on holds nothing out
     # every 3rd of the 4 pairs validates and does not train: a4690
-    assert kept(val_holdout=3) == ["a0676-IMG", "a12345x", "a3232-_DGW6397", "kodim01"]
+    assert kept(val_holdout=3) == ["a0676-IMG", "a12345x", "a3232-_DGW6397", "kodim01", "lomiri_a3232x"]
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

@@ -13,10 +13,15 @@ from dpe_hf.errors import ConfigError
 _FIVEK_ID = re.compile(r"^a(\d{4})(?!\d)")
 
 
+_FIVEK_FILE = re.compile(r"(?:^|_)(a\d{4})(?=[-_.]|$)")
+
+
 def fivek_id(name: str) -> str | None:
-    """The FiveK id a file or pair name starts with (``a3232-_DGW6397.jpg`` -> ``a3232``), or None."""
-    m = _FIVEK_ID.match(name)
-    return m.group(0) if m else None
+    """The FiveK id that names a file or pair: at the start (``a3232-_DGW6397.jpg``) or after a
+    folder prefix and an underscore, as a data pack flattens folders
+    (``fivek-expertC-256_a3232-_DGW6397.jpg``); ``a3232`` for both, None for other names."""
+    m = _FIVEK_FILE.search(name)
+    return m.group(1) if m else None
 
 
 def _fivek_number(i: str) -> int | None:
