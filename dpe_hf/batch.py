@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS
+
 DEFAULT_SUFFIX = "_enhanced"
-DEFAULT_MAX_PIXELS = 100_000_000  # == dpe_hf.imageio.DEFAULT_MAX_PIXELS (keeps numpy/PIL out)
 DEFAULT_QUALITY = 95
 FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
 _GLOB_CHARS = set("*?[")

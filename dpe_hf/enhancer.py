@@ -50,18 +50,10 @@ from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.icc import SrgbConverter, srgb_converter
 from dpe_hf.ops.tiling import feather_weights, tile_spans
+from dpe_hf.defaults import DEFAULT_MAX_SIDE, DEFAULT_OVERLAP, DEFAULT_TILE, METHODS, MIN_TILE
 
 __all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_OVERLAP", "DEFAULT_TILE", "METHODS", "MIN_TILE", "Backend", "Enhancer",
            "LowPair", "backend_for", "blend", "check_method", "enhance", "tile_geometry"]
-
-DEFAULT_MAX_SIDE = 512
-METHODS = ("guided", "residual", "tiled")
-#: Tile side of ``method="tiled"`` (rounded up to a multiple of the network's downsampling
-#: factor) and the overlap of neighbouring tiles (a multiple of it too, so every tile starts on
-#: the whole image's grid).
-DEFAULT_TILE = 1024
-DEFAULT_OVERLAP = 64
-MIN_TILE = 64
 
 PhotoLike = TypeVar("PhotoLike", Image.Image, np.ndarray)
 

@@ -7,11 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from dpe_hf.batch import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+from dpe_hf.batch import DEFAULT_QUALITY
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DEFAULT_TILE, METHODS, MIN_TILE  # noqa: F401
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_MAX_SIDE = 512  # == dpe_hf.inference.DEFAULT_MAX_SIDE (not imported: it pulls in torch)
-DEFAULT_TILE, MIN_TILE = 1024, 64  # == dpe_hf.inference.DEFAULT_TILE, MIN_TILE (torch stays out)
 MODEL_HELP = ("model folder or training run folder (./path, /path or ~/path is only ever a path), .onnx file, "
               "bundled name, or hub repo id (org/name; hf-hub:org/name is only ever the hub) "
               "(default: the bundled model)")

@@ -10,6 +10,7 @@ from dpe_hf.cli.common import (
     DEFAULT_MAX_SIDE,
     DEFAULT_TILE,
     EXIT_USAGE,
+    METHODS,
     MIN_TILE,
     MODEL_HELP,
     add_batch_options,
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-side", type=int_range(1), default=DEFAULT_MAX_SIDE,
                    help="long side of the copy the network runs on (guided, residual) or takes its look "
                         f"from (tiled) (default {DEFAULT_MAX_SIDE})")
-    p.add_argument("--method", choices=("guided", "residual", "tiled"), default="guided",
+    p.add_argument("--method", choices=METHODS, default="guided",
                    help="how the result reaches full size: a bilateral grid of local colour "
                         "transforms fitted at --max-side (guided, default), the upsampled residual, "
                         "or the network itself on overlapping tiles of the full-size photo, all with "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS
 from dpe_hf.errors import ImageReadError, ImageTooLargeError
-
-DEFAULT_MAX_PIXELS = 100_000_000
 
 
 def one_line(text: object) -> str:
