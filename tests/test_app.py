@@ -19,9 +19,8 @@ from PIL import Image
 
 from dpe_hf.imageio import read_image
 from dpe_hf.export.lut import identity_lut, read_cube
-from helpers import load_app
+from helpers import REPO, load_app
 
-ROOT = Path(__file__).resolve().parents[1]
 # gradio's queue statistics use pandas APIs that pandas 3 deprecates: not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
 
@@ -174,13 +173,13 @@ def chromium() -> str:
 def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    shot = ROOT / "docs" / "screenshot.png" if os.environ.get("DPE_SAVE_SCREENSHOT") == "1" else tmp_path / "app.png"
+    shot = REPO / "docs" / "screenshot.png" if os.environ.get("DPE_SAVE_SCREENSHOT") == "1" else tmp_path / "app.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(bundled_server)
-            page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "fig_bowl.jpg"))
+            page.locator("#photo input[type=file]").set_input_files(str(REPO / "examples" / "fig_bowl.jpg"))
             info = page.locator("#info")
             expect(info).to_contain_text("strength 100 %", timeout=30_000)
             images = page.locator("#compare img")
@@ -216,7 +215,7 @@ def test_the_engine_is_library_code_without_gradio():
 
     code = ("import sys\nimport dpe_hf.app_engine\n"
             "print(sorted(m for m in ('gradio', 'gradio_client') if m in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMOKE, digests, run_training
+from helpers import REPO, SMOKE, digests, run_training
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.bin", "random_states_0.pkl", "process_0.json")
 
 
@@ -181,7 +179,7 @@ def _kill_rounds(run: str, rounds: int, seed: int) -> None:
 @pytest.mark.slow
 def test_sigkill_at_random_times_never_corrupts_latest(tmp_path):
     run = tmp_path / "run"
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_faults; " \
+    code = f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}, {str(REPO / 'tests')!r}]; import test_faults; " \
            f"test_faults._kill_rounds({str(run)!r}, 20, 8)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
                             cwd=REPO, env=env())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from helpers import digests, run_training
+from helpers import REPO, digests, run_training
 
 from dpe_hf import DPEGenerator
 from dpe_hf.awgan import AdaptiveLambda
@@ -19,7 +19,6 @@ from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import build_config, read_yaml
 from dpe_hf.training.gan import GANTask
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SMOKE_1WAY = CONFIGS / "smoke-gan1way.yaml"
 SMOKE_2WAY = CONFIGS / "smoke-gan2way.yaml"
