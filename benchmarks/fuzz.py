@@ -1,4 +1,4 @@
-"""The two fuzzers of tests/test_robustness.py, with many more examples.
+"""The two fuzzers of tests/cli/test_robustness.py, with many more examples.
 
     OMP_NUM_THREADS=1 python benchmarks/fuzz.py [--examples 5000] [--seed 0]
 
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests" / "cli"), str(ROOT / "tests")]  # test_robustness, and the helpers it imports
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

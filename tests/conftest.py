@@ -1,4 +1,10 @@
-"""Fixtures shared by several test modules (plain helpers are in helpers.py)."""
+"""Fixtures shared by several test modules (plain helpers are in helpers.py).
+
+The tests mirror the package: tests/ops/test_guided.py tests dpe_hf/ops/guided.py, and
+tests/test_hub.py the top-level dpe_hf/hub.py (test_app.py: app.py). tests/slow/ holds the slow
+ones (several processes, a browser, accelerate launch), each marked `slow`:
+`python -m pytest -m "not slow"` leaves them out.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,15 @@ import pytest
 import torch
 
 from dpe_hf.models.generator import DPEGenerator
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Training subprocesses inherit the environment: many threads on a small CPU make torch far
+    slower. No NaN injection (dpe_hf.training.guards) leaks in from the caller's environment."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("DPE_INJECT_NAN_STEPS", raising=False)
+    monkeypatch.delenv("DPE_INJECT_NAN_RANK", raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,15 @@
 """Plain helpers shared by several test modules (fixtures live in conftest.py).
 
-Import them as `from helpers import photo, save`: pytest puts this folder on sys.path.
+Import them as `from helpers import photo, save` from any folder under tests/: pyproject's
+pytest `pythonpath` puts tests/ on sys.path.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -97,8 +100,41 @@ def run_training(args, *, processes=1, timeout=300):
     return result
 
 
+def training_env(**extra) -> dict:
+    """The environment of a training subprocess started by hand (offline, one thread)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra}
+
+
 def digests(run_dir: Path) -> list[str]:
     return [p.read_text().strip() for p in sorted((run_dir / "digests").glob("process_*.txt"))]
+
+
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.bin", "random_states_0.pkl", "process_0.json")
+
+
+def check_latest(run: Path) -> int | None:
+    """The step of the checkpoint `latest` names, after checking that it is complete and loads."""
+    import torch
+    from safetensors.torch import load_file
+
+    from dpe_hf.training.checkpoints import latest_checkpoint
+
+    path = latest_checkpoint(run)
+    if path is None:
+        assert not (run / "checkpoints" / "latest").exists(), "latest names a missing folder"
+        return None
+    for name in CHECKPOINT_FILES:
+        assert (path / name).is_file(), f"{path} lacks {name}"
+    assert load_file(path / "model.safetensors")
+    assert torch.load(path / "optimizer.bin", weights_only=False)["state"] is not None
+    torch.load(path / "random_states_0.pkl", weights_only=False)
+    step = json.loads((path / "process_0.json").read_text())["step"]
+    assert path.name == f"step_{step:08d}"
+    return step
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -113,3 +149,21 @@ def load_app():
     sys.modules["dpe_app"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_app(model: str | None):
+    """The demo on a free local port, for a module-scoped fixture: yields its address, then closes it."""
+    demo = load_app().build_demo(model)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                max_file_size="50mb")
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -1,15 +1,11 @@
-"""The Gradio demo (app.py): its API through gradio_client, and the page in a real browser.
+"""The Gradio demo (app.py): its API through gradio_client, and its engine (dpe_hf.app_engine).
 
-One server with a tiny random model serves every test of this file. The browser test drives
-Debian's chromium (`apt-get install chromium`; never `playwright install`); it is skipped when
-chromium is missing, except under CI (CI=true), where it fails instead.
+One server with a tiny random model serves every API test of this file. The page in a real
+browser is tests/slow/test_browser.py.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import socket
 import sys
 from pathlib import Path
 
@@ -19,21 +15,10 @@ from PIL import Image
 
 from dpe_hf.imageio import read_image
 from dpe_hf.export.lut import identity_lut, read_cube
-from helpers import load_app
+from helpers import REPO, load_app, serve_app
 
-ROOT = Path(__file__).resolve().parents[1]
 # gradio's queue statistics use pandas APIs that pandas 3 deprecates: not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:gradio.queueing")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +34,9 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
-def _serve(model: str | None):
-    app = load_app()
-    demo = app.build_demo(model)
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                max_file_size="50mb")
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-
-
 @pytest.fixture(scope="module")
 def server(tiny_model):
-    yield from _serve(str(tiny_model))
-
-
-@pytest.fixture(scope="module")
-def bundled_server():
-    """The app as `make demo` starts it: the bundled default model."""
-    yield from _serve(None)
+    yield from serve_app(str(tiny_model))
 
 
 @pytest.fixture(scope="module")
@@ -153,70 +120,12 @@ def test_api_bad_upload_and_bad_model_give_one_line_errors(client, photo, tiny_m
     assert read_image(result_file)[0].shape == photo[1].shape
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Debian's chromium, or a skip (a failure under CI=true, where the browser test must run)."""
-    ci = os.environ.get("CI", "").lower() == "true"
-    if not os.access(CHROMIUM, os.X_OK):
-        if ci:
-            pytest.fail(f"{CHROMIUM} is missing under CI: apt-get install chromium")
-        pytest.skip("chromium not installed: apt-get install chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        if ci:
-            raise
-        pytest.skip("playwright not installed: pip install playwright")
-    return CHROMIUM
-
-
-@pytest.mark.slow
-def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
-    shot = ROOT / "docs" / "screenshot.png" if os.environ.get("DPE_SAVE_SCREENSHOT") == "1" else tmp_path / "app.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(bundled_server)
-            page.locator("#photo input[type=file]").set_input_files(str(ROOT / "examples" / "fig_bowl.jpg"))
-            info = page.locator("#info")
-            expect(info).to_contain_text("strength 100 %", timeout=30_000)
-            images = page.locator("#compare img")
-            expect(images).to_have_count(2)
-            expect(images.last).to_be_visible()
-            link = page.locator('#download a[href$="fig_bowl_enhanced.jpg"]')
-            expect(link).to_have_count(1, timeout=10_000)
-            expect(page.locator('#download a[href$="fig_bowl.cube"]')).to_have_count(1)
-            download = page.request.get(link.get_attribute("href"))
-            assert download.ok and Image.open(io.BytesIO(download.body())).size == (768, 520)  # full size
-
-            # move the strength slider to about 60 %: the result is blended, not recomputed
-            track = page.locator("#strength input[type=range]")
-            box = track.bounding_box()
-            page.mouse.click(box["x"] + 0.6 * box["width"], box["y"] + box["height"] / 2)
-            expect(info).not_to_contain_text("strength 100 %", timeout=15_000)
-            assert 50 <= int(track.input_value()) <= 70
-            expect(info).to_contain_text(f"strength {track.input_value()} %")
-            expect(images.last).to_be_visible()
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-
-            # ticking "Even out exposure" runs the model again, on the re-exposed photo
-            page.locator("#auto_exposure input[type=checkbox]").check()
-            expect(info).to_contain_text("with even exposure", timeout=30_000)
-        finally:
-            browser.close()
-    assert shot.stat().st_size > 10_000
-
-
 def test_the_engine_is_library_code_without_gradio():
     import subprocess
 
     code = ("import sys\nimport dpe_hf.app_engine\n"
             "print(sorted(m for m in ('gradio', 'gradio_client') if m in sys.modules))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 

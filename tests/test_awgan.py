@@ -10,6 +10,7 @@ import random
 import pytest
 
 from dpe_hf.awgan import AdaptiveLambda
+from helpers import REPO
 
 
 def feed(ctrl: AdaptiveLambda, norms, penalty=None) -> list[float]:
@@ -196,9 +197,8 @@ def test_swissroll_benchmark_quick_runs(capsys):
     """benchmarks/awgan_swissroll.py --quick trains every method and prints its table."""
     import importlib.util
     import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "awgan_swissroll.py"
+    path = REPO / "benchmarks" / "awgan_swissroll.py"
     spec = importlib.util.spec_from_file_location("awgan_swissroll_bench", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there

@@ -18,8 +18,7 @@ from dpe_hf import DPEDiscriminator, DPEGenerator
 from dpe_hf.errors import ModelLoadError
 from dpe_hf.hub import DEFAULT_MODEL, DEFAULT_REPO_ID, add_to_hf_cache, bundled_models, load_generator
 from dpe_hf.model_spec import ModelSource, hub_reachable, parse_model_spec
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO
 
 
 def test_the_default_model_is_bundled_in_hub_layout():

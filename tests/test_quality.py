@@ -13,8 +13,8 @@ from PIL import Image
 
 from dpe_hf.data.generated import generated_photo
 from dpe_hf.evaluation import exposure_consistency
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 GAINS = (0.4, 0.6, 0.8, 1.0)  # the exposures of a scene: one photo, scaled
 
 

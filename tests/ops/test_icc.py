@@ -1,7 +1,7 @@
 """Photos tagged with a non-sRGB ICC profile: the network sees sRGB, the result is written in the
 photo's own colour space with its own profile; untagged and sRGB photos are untouched by this.
 
-The wide-gamut profile is the hand-built Adobe-RGB-like one of tests/test_robustness.py. In it,
+The wide-gamut profile is the hand-built Adobe-RGB-like one of tests/helpers.py. In it,
 sRGB's pure red (255, 0, 0) is (219, 0, 0) (LittleCMS, relative colorimetric).
 """
 

@@ -1,7 +1,7 @@
 """Robustness (issue 8): unusual but valid inputs, bad inputs, specific exceptions, fuzzing.
 
 Every image is generated here (no binary fixtures) and run through `dpe enhance` in-process
-(`main([...])`) with the tiny random model of tests/test_cli.py.  The two fuzzers at the end
+(`main([...])`) with a tiny random model (tests/conftest.py).  The two fuzzers at the end
 run 50 examples each here; `benchmarks/fuzz.py` runs the same ones with thousands.
 """
 

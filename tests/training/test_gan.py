@@ -1,7 +1,6 @@
 """GAN training (1-way, 2-way with individual BN, A-WGAN): one step in-process, smoke runs on
-generated data, exact resume with the lambda state, 2 processes."""
+generated data, exact resume with the lambda state (2 processes: tests/slow)."""
 
-import json
 import math
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from helpers import digests, run_training
+from helpers import REPO, digests, read_log, run_training
 
 from dpe_hf import DPEGenerator
 from dpe_hf.awgan import AdaptiveLambda
@@ -19,7 +18,6 @@ from dpe_hf.models.discriminator import DPEDiscriminator
 from dpe_hf.training.config import build_config, read_yaml
 from dpe_hf.training.gan import GANTask
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SMOKE_1WAY = CONFIGS / "smoke-gan1way.yaml"
 SMOKE_2WAY = CONFIGS / "smoke-gan2way.yaml"
@@ -28,15 +26,7 @@ CRITIC_KEYS = ("loss", "adv", "penalty", "grad_norm", "lambda", "moving_average"
 GENERATOR_KEYS_1WAY = ("G/loss", "G/adv", "G/identity")
 GENERATOR_KEYS_2WAY = (*GENERATOR_KEYS_1WAY, "G/adv_X", "G/adv_Y", "G/cycle")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    # the training subprocesses inherit it: many threads on a small CPU make torch far slower
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def read_log(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def without_time(rows: list[dict]) -> list[dict]:
@@ -261,15 +251,3 @@ def test_resume_is_exact_and_keeps_the_lambda_state(straight_2way, tmp_path):
     assert resumed == straight
     first = next(row for row in resumed if row["step"] == 4)
     assert first["D_Y/moving_average"] != first["D_Y/grad_norm"]  # the window holds steps 1-4
-
-
-@pytest.mark.slow
-def test_two_processes_end_with_identical_weights(tmp_path):
-    run = tmp_path / "run"
-    run_training(["--config", str(SMOKE_2WAY), "--output-dir", str(run)], processes=2)
-    found = digests(run)
-    assert len(found) == 2 and found[0] == found[1]
-    state = json.loads((run / "checkpoints" / "step_00000006" / "process_1.json").read_text())
-    assert state["step"] == 6 and set(state["data"]) == {"source", "target"}
-    lambdas = [row["D_X/lambda"] for row in read_log(run) if "D_X/lambda" in row]
-    assert len(lambdas) == 6

@@ -1,8 +1,6 @@
 """Auto exposure (dpe_hf.ops.exposure) against scikit-image's sRGB decoding and hand-computed
 values, and its effect through `enhance`: two exposures of one photo come out alike."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,8 +13,9 @@ from dpe_hf.ops.exposure import (
     exposure_gain,
     log_average_luminance,
 )
+from helpers import REPO
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def _encode(linear: np.ndarray, dtype) -> np.ndarray:

@@ -21,9 +21,7 @@ from dpe_hf.imageio import read_image, to_float32
 from dpe_hf.inference import enhance
 from dpe_hf.metrics import ciede2000, psnr, ssim
 from dpe_hf.models.generator import DPEGenerator
-from helpers import error_lines, photo, save
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO, error_lines, photo, save
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +40,7 @@ def test_help_does_not_import_heavy_modules():
         "        assert exc.code == 0, (argv, exc.code)\n"
         "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'huggingface_hub') if m in sys.modules))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage: dpe enhance" in proc.stdout and "--skip-existing" in proc.stdout
@@ -444,7 +442,7 @@ def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monke
 
 def test_python_dash_m_runs_the_cli_package(tmp_path, model):
     src = save(tmp_path / "p.png", photo())
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "dpe_hf.cli", "enhance", str(src), "-o", str(tmp_path / "out"),
                            "--model", str(model)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -477,7 +475,7 @@ def test_enhance_runs_with_a_model_loaded_beforehand(tmp_path, model, capsys):
 
 
 # --------------------------------------------------------------------------------------------
-# scale-out: accelerate launch splits a batch across processes
+# scale-out: a plain run never imports accelerate (the launch itself is in tests/slow)
 # --------------------------------------------------------------------------------------------
 
 
@@ -487,45 +485,7 @@ def test_a_plain_run_does_not_import_accelerate(tmp_path, model):
             f"assert main(['enhance', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '--model', {str(model)!r}]) == 0\n"
             "print('accelerate' in sys.modules)\n")
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_RANK", "RANK")}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
-
-
-def _launch(args: list[str], processes: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dpe_hf.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
-
-
-def _summaries(output: str) -> list[str]:
-    return [line for line in output.splitlines() if " written" in line and line.split()[0].isdigit()]
-
-
-@pytest.mark.slow
-def test_accelerate_launch_splits_the_photos_across_processes(tmp_path, model):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(5):
-        save(folder / f"p{i}.png", photo(24, 32, seed=i))
-    out = tmp_path / "out"
-    done = _launch(["enhance", str(folder), "-o", str(out), "--model", str(model)])
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = _summaries(done.stdout + done.stderr)
-    assert len(lines) == 2, lines  # one per process
-    assert sum(int(line.split()[0]) for line in lines) == 5  # every photo once
-    assert sorted(p.name for p in out.iterdir()) == [f"p{i}_enhanced.png" for i in range(5)]
-    for i in range(5):  # each output is the one a plain run writes
-        assert np.array_equal(read_image(out / f"p{i}_enhanced.png")[0],
-                              enhance(DPEGenerator.from_pretrained(str(model)), photo(24, 32, seed=i)))
-
-    # a bad photo in one process's share: the launch fails, the rest is skipped, nothing redone
-    (folder / "p9.png").write_bytes(b"not a png")
-    again = _launch(["enhance", str(folder), "-o", str(out), "--model", str(model), "--skip-existing"])
-    assert again.returncode != 0
-    lines = _summaries(again.stdout + again.stderr)
-    assert len(lines) == 2 and all(line.startswith("0 written") for line in lines), lines
-    assert sum(int(line.split("skipped")[0].split()[-1]) for line in lines if "skipped" in line) == 5
-    assert len(error_lines(again.stderr)) == 1
