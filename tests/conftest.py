@@ -8,12 +8,19 @@ ones (several processes, a browser, accelerate launch), each marked `slow`:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# No test reaches the internet: huggingface_hub and datasets read these when first imported,
+# which is after this file; subprocesses inherit them. The tests of an unreachable hub unset
+# HF_HUB_OFFLINE and point HF_ENDPOINT at a closed port of this machine instead.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from dpe_hf.models.generator import DPEGenerator
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dpe_hf.models.generator import DPEGenerator  # noqa: E402
 
 
 @pytest.fixture
