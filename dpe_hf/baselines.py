@@ -19,6 +19,7 @@ import numpy as np
 
 from dpe_hf.imageio import to_float32
 from dpe_hf.export.lut import DEFAULT_SIZE, LutFitter, apply_lut
+from dpe_hf.ops.levels import HIGH_PERCENTILE, LOW_PERCENTILE, apply_levels, levels_bounds
 
 __all__ = ["FixedLut", "auto_levels", "autocontrast", "identity"]
 
@@ -27,12 +28,10 @@ def identity(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def auto_levels(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+def auto_levels(image: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> np.ndarray:
     """Per channel: the `low` and `high` percentiles go to 0 and 1, clipped (float32 out)."""
     x = to_float32(image)
-    lo = np.percentile(x, low, axis=(0, 1))
-    hi = np.percentile(x, high, axis=(0, 1))
-    return np.clip((x - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+    return apply_levels(x, levels_bounds(x, low, high))
 
 
 def autocontrast(image: np.ndarray, cutoff: float = 0.5) -> np.ndarray:

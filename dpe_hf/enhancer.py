@@ -43,14 +43,15 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from PIL import Image
 
-from dpe_hf.imageio import from_float, to_float32
+from dpe_hf.defaults import DEFAULT_MAX_SIDE, DEFAULT_OVERLAP, DEFAULT_TILE, METHODS, MIN_TILE
 from dpe_hf.export.onnx_runtime import OnnxBackend
+from dpe_hf.imageio import from_float, to_float32
 from dpe_hf.ops.checks import check_strength, dtype_scale
 from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.icc import SrgbConverter, srgb_converter
+from dpe_hf.ops.levels import apply_levels, levels_bounds
 from dpe_hf.ops.tiling import feather_weights, tile_spans
-from dpe_hf.defaults import DEFAULT_MAX_SIDE, DEFAULT_OVERLAP, DEFAULT_TILE, METHODS, MIN_TILE
 
 __all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_OVERLAP", "DEFAULT_TILE", "METHODS", "MIN_TILE", "Backend", "Enhancer",
            "LowPair", "backend_for", "blend", "check_method", "enhance", "tile_geometry"]
@@ -141,12 +142,15 @@ class Enhancer:
     full-size passes (`dpe_hf.ops.guided`). `tile`, `overlap`: pixels, for ``method="tiled"``
     (see `tile_geometry`). `auto_exposure`: re-expose the photo first
     (`dpe_hf.ops.exposure.even_exposure`, one more image-size array while it runs); the strength
-    still blends with the photo as given.
+    still blends with the photo as given. `levels`: the weight, 0 to 1, of per-channel
+    auto-levels of the copy the network sees (`dpe_hf.ops.levels`) mixed into the network's
+    output before it is carried to full size (0: the network alone): a second opinion on black
+    point, white point and colour cast that costs no network time.
     """
 
     def __init__(self, model: Any, *, max_side: int = DEFAULT_MAX_SIDE, method: str = "guided",
                  strength: float = 1.0, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                 threads: int | None = None, auto_exposure: bool = False):
+                 threads: int | None = None, auto_exposure: bool = False, levels: float = 0.0):
         check_method(method)
         self.backend = backend_for(model)
         if method == "tiled":
@@ -158,6 +162,9 @@ class Enhancer:
         self.strength = check_strength(strength)
         self.tile, self.overlap = tile, overlap
         self.auto_exposure = auto_exposure
+        if not 0.0 <= levels <= 1.0:
+            raise ValueError(f"levels must be in [0, 1], got {levels}")
+        self.levels = float(levels)
 
     def __call__(self, image: PhotoLike, *, icc_profile: bytes | None = None) -> PhotoLike:
         """The photo enhanced at its own size, as the type it was given (PIL: any mode is
@@ -179,9 +186,9 @@ class Enhancer:
             image = np.asarray(image.convert("RGB"))
         if dtype_scale(image.dtype) == 1.0:
             image = from_float(image, np.uint16)
-        seen = even_exposure(image) if self.auto_exposure else image
+        seen = to_float32(downscale_long_side(even_exposure(image) if self.auto_exposure else image, self.max_side))
         low = to_float32(downscale_long_side(image, self.max_side))
-        low_out = self._network(to_float32(downscale_long_side(seen, self.max_side)), srgb_converter(icc_profile))
+        low_out = self._with_levels(seen, self._network(seen, srgb_converter(icc_profile)), self._bounds(seen))
         return LowPair(low, _blend_float(low, low_out, self.strength))
 
     # -- the photo's type and colour space -------------------------------------------------
@@ -227,10 +234,14 @@ class Enhancer:
     def _carry(self, image: np.ndarray, colour: SrgbConverter | None, strength: float, want_low_out: bool):
         """(the enhanced image, the low copy, the network's output on it or None)."""
         low = downscale_long_side(image, self.max_side)
+        low_float = to_float32(low)
+        bounds = self._bounds(low_float)  # the copy's levels also serve its tiles
         if self.method == "tiled" and low.shape != image.shape:
-            out = self._tiled(image, low, strength, colour)
-            return out, low, self._network(to_float32(low), colour) if want_low_out else None
-        low_out = self._network(to_float32(low), colour)
+            out = self._tiled(image, low, strength, colour, bounds)
+            if not want_low_out:
+                return out, low, None
+            return out, low, self._with_levels(low_float, self._network(low_float, colour), bounds)
+        low_out = self._with_levels(low_float, self._network(low_float, colour), bounds)
         if low.shape == image.shape:  # small photo: the network ran at full size
             out = from_float(_blend_float(to_float32(image), low_out, strength), image.dtype)
         else:
@@ -238,13 +249,24 @@ class Enhancer:
             out = carry(image, low, low_out, strength=strength, threads=self.threads)
         return out, low, low_out
 
+    def _bounds(self, low: np.ndarray):
+        """The levels of the copy the network sees, when they are mixed in (`levels`)."""
+        return levels_bounds(low) if self.levels else None
+
+    def _with_levels(self, x: np.ndarray, y: np.ndarray, bounds) -> np.ndarray:
+        """The network's output `y` for `x`, with `levels` of x's auto-levels (at `bounds`) mixed in."""
+        if bounds is None:
+            return y
+        w = np.float32(self.levels)
+        return (1 - w) * y + w * apply_levels(x, bounds)
+
     def _network(self, x: np.ndarray, colour: SrgbConverter | None, global_feature: Any = None) -> np.ndarray:
         """The backend on float32 H x W x 3 in the photo's colour space; the network sees sRGB."""
         y = self.backend.run(_srgb(x, colour), global_feature)
         return y if colour is None else colour.from_srgb(y)
 
     def _tiled(self, image: np.ndarray, low: np.ndarray, strength: float,
-               colour: SrgbConverter | None) -> np.ndarray:
+               colour: SrgbConverter | None, bounds) -> np.ndarray:
         """The network on the full-size photo, tile by tile, every tile with the global feature
         of `low` (the copy at max_side): the look is decided once, so tiles cannot drift apart
         in tone. Tiles are blended with weights that sum to one, in a float band one row of
@@ -260,7 +282,7 @@ class Enhancer:
         for i, (y0, y1) in enumerate(rows):
             for (x0, x1), col_weight in zip(cols, col_weights):
                 x = to_float32(image[y0:y1, x0:x1])
-                y = _blend_float(x, self._network(x, colour, global_feature), strength)
+                y = _blend_float(x, self._with_levels(x, self._network(x, colour, global_feature), bounds), strength)
                 band[:y1 - y0, x0:x1] += y * (row_weights[i][:, None, None] * col_weight[None, :, None])
             final = rows[i + 1][0] if i + 1 < len(rows) else y1  # the next row of tiles starts there
             out[y0:final] = from_float(band[:final - y0], image.dtype)

@@ -101,7 +101,7 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 def enhance(generator, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
             strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
             overlap: int = DEFAULT_OVERLAP, icc_profile: bytes | None = None,
-            auto_exposure: bool = False) -> ImageLike:
+            auto_exposure: bool = False, levels: float = 0.0) -> ImageLike:
     """Enhance one photo at its own size and return it as the type it was given.
 
     - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha.
@@ -111,16 +111,18 @@ def enhance(generator, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
     `method`: "guided" (default), "residual" or "tiled" (with `tile` and `overlap` in pixels),
     see `dpe_hf.enhancer`. `icc_profile`: the photo's ICC profile for arrays (a PIL image's
     own is used when None; the result carries it); not for tensors. `auto_exposure`: re-expose
-    the photo first (`dpe_hf.ops.exposure`); not for tensors.
+    the photo first (`dpe_hf.ops.exposure`); `levels`: mix that much per-channel auto-levels
+    into the network's output (`dpe_hf.enhancer.Enhancer`); neither for tensors.
     """
     check_method(method)
     options = dict(max_side=max_side, strength=strength, method=method, tile=tile, overlap=overlap)
     if isinstance(image, torch.Tensor):
-        if auto_exposure:
-            raise ValueError("auto_exposure takes a PIL image or a numpy array, not a tensor")
+        if auto_exposure or levels:
+            raise ValueError("auto_exposure and levels take a PIL image or a numpy array, not a tensor")
         batched = image if image.ndim == 4 else image.unsqueeze(0)
         out = enhance_tensor(generator, batched.float(), **options).to(image.dtype)
         return out if image.ndim == 4 else out[0]
     if isinstance(image, (Image.Image, np.ndarray)):
-        return Enhancer(generator, auto_exposure=auto_exposure, **options)(image, icc_profile=icc_profile)
+        enhancer = Enhancer(generator, auto_exposure=auto_exposure, levels=levels, **options)
+        return enhancer(image, icc_profile=icc_profile)
     raise TypeError(f"enhance() takes a PIL image, a numpy array or a torch tensor, not {type(image).__name__}")
