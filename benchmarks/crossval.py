@@ -2,7 +2,7 @@
 train on it.
 
     python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F]
-        [--auto-exposure] [--json]
+        [--auto-exposure] [--levels W] [--json]
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
@@ -18,7 +18,9 @@ method leaves more than 1 dB (PSNR) further from expert C than the input was, e.
                          pairs: expert C's average look, learnt from the same pairs as the model;
 * model                  each fold's run, on the pairs it held out;
 * model + auto exposure  with `--auto-exposure`: the same, each photo re-exposed first
-                         (`dpe enhance --auto-exposure`): what evening out exposure costs here.
+                         (`dpe enhance --auto-exposure`): what evening out exposure costs here;
+* model + levels W       with `--levels W`: the same, W of auto-levels mixed into the output
+                         (`dpe enhance --levels W`).
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
 
 
 def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str,
-                 auto_exposure: bool = False) -> dict:
+                 auto_exposure: bool = False, levels: float = 0.0) -> dict:
     model = model_method(str(run / model_folder))
     methods = {"identity": identity, "auto-levels": auto_levels,
                "fixed LUT": fixed_lut_method(select_pairs(parser, data / SUBSET, ",".join(trained))),
                "model": model}
     if auto_exposure:
         methods["model + auto exposure"] = functools.partial(model, auto_exposure=True)
+    if levels:
+        methods[f"model + levels {levels:g}"] = functools.partial(model, levels=levels)
     return methods
 
 
@@ -76,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-folder", default="generator",
                         help="the model's folder in each run (generator_online: the last weights of a run "
                              "that published its weight average, ema_decay)")
+    parser.add_argument("--levels", type=float, default=0.0, metavar="W",
+                        help="also score each fold's model with W of auto-levels mixed in (dpe enhance --levels)")
     parser.add_argument("--auto-exposure", action="store_true",
                         help="also score each fold's model with every photo re-exposed first")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    names = METHODS + ("model + auto exposure",) * args.auto_exposure
+    names = (*METHODS, *["model + auto exposure"] * args.auto_exposure,
+             *[f"model + levels {args.levels:g}"] * bool(args.levels))
     data = data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
     seen: dict[str, Path] = {}
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for run, trained, held_out in folds:
         pairs = select_pairs(parser, data / SUBSET, ",".join(held_out))
         try:
-            methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure)
+            methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure, args.levels)
         except ModelLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -21,6 +21,8 @@ prints one row per method with the mean over the pairs; the baselines are `dpe_h
                     beside the new one.
 * M + auto exposure with `--auto-exposure`: every model again, each photo re-exposed first
                     (`dpe enhance --auto-exposure`, `dpe_hf.ops.exposure`).
+* M + levels W      with `--levels W`: every model again, with W of auto-levels mixed into its
+                    output (`dpe enhance --levels W`).
 
 `--ids` restricts the pairs (e.g. to a held-out subset the models were not trained on).
 Pairing and scoring are those of `dpe eval` (dpe_hf.evaluation). Column "harm" counts the pairs
@@ -174,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
     parser.add_argument("--lut-from", metavar="IDS",
                         help="also score one LUT fitted to map these pairs' inputs to expert C")
+    parser.add_argument("--levels", type=float, default=0.0, metavar="W",
+                        help="also score every model with W of auto-levels mixed in (dpe enhance --levels)")
     parser.add_argument("--auto-exposure", action="store_true",
                         help="also score every model with each photo re-exposed first (dpe enhance --auto-exposure)")
     parser.add_argument("--no-exposure", action="store_true",
@@ -189,11 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_models(specs: list[str], previous: str | None, auto_exposure: bool = False) -> dict:
+def load_models(specs: list[str], previous: str | None, auto_exposure: bool = False, levels: float = 0.0) -> dict:
     """{row name: method}, with a "+ auto exposure" twin of each if asked; raises ModelLoadError."""
     models = {spec: model_method(spec) for spec in specs}
     if previous:
         models[f"{BUNDLED} @{previous}"] = previous_model_method(previous)
+    if levels:
+        models.update({f"{name} + levels {levels:g}": functools.partial(method, levels=levels)
+                       for name, method in list(models.items())})
     if auto_exposure:
         models.update({f"{name} + auto exposure": functools.partial(method, auto_exposure=True)
                        for name, method in list(models.items())})
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     from dpe_hf.errors import ModelLoadError
 
     try:
-        models = load_models(args.model, args.previous, args.auto_exposure)
+        models = load_models(args.model, args.previous, args.auto_exposure, args.levels)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
