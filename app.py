@@ -41,7 +41,7 @@ from pathlib import Path
 import gradio as gr
 
 from dpe_hf.app_engine import DEFAULT_PREVIEW_SIDE, Engine, Rendering, default_model_spec
-from dpe_hf.batch import DEFAULT_MAX_PIXELS
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS
 from dpe_hf.errors import DPEError
 from dpe_hf.hub import DEFAULT_REPO_ID, bundled_models
 

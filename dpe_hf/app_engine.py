@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dpe_hf.batch import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, DEFAULT_SUFFIX, load_model, output_name
+from dpe_hf.batch import DEFAULT_QUALITY, DEFAULT_SUFFIX, load_model, output_name
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS
 from dpe_hf.imageio import WRITE_SUFFIXES, ImageMeta, read_image, write_image
 from dpe_hf.errors import ImageReadError, ImageTooLargeError
 from dpe_hf.export.lut import fit_lut, identity_lut, write_cube

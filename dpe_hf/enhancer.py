@@ -185,7 +185,7 @@ class Enhancer:
             icc_profile = _rgb_profile(image, icc_profile)
             image = np.asarray(image.convert("RGB"))
         if dtype_scale(image.dtype) == 1.0:
-            image = from_float(image, np.uint16)
+            image = _to_uint16(image)
         seen = to_float32(downscale_long_side(even_exposure(image) if self.auto_exposure else image, self.max_side))
         low = to_float32(downscale_long_side(image, self.max_side))
         low_out = self._with_levels(seen, self._network(seen, srgb_converter(icc_profile)), self._bounds(seen))
@@ -213,8 +213,7 @@ class Enhancer:
         colour = srgb_converter(icc_profile)
         if dtype_scale(image.dtype) != 1.0:
             return self._integers(image, colour, want_pair)
-        u16 = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
-        out, pair = self._integers(u16, colour, want_pair)
+        out, pair = self._integers(_to_uint16(image), colour, want_pair)
         return (out / np.float32(65535.0)).astype(image.dtype), pair
 
     # -- uint8 / uint16 ----------------------------------------------------------------------
@@ -290,6 +289,11 @@ class Enhancer:
             band[:carried] = band[final - y0:y1 - y0]
             band[carried:] = 0.0
         return out
+
+
+def _to_uint16(image: np.ndarray) -> np.ndarray:
+    """A float photo in [0, 1] as uint16, the integer photo the core works on (NaN -> 0)."""
+    return np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * 65535.0).astype(np.uint16)
 
 
 def _rgb_profile(image: Image.Image, icc_profile: bytes | None) -> bytes | None:

@@ -18,7 +18,7 @@ from dpe_hf import DPEDiscriminator, DPEGenerator
 from dpe_hf.errors import ModelLoadError
 from dpe_hf.hub import DEFAULT_MODEL, DEFAULT_REPO_ID, add_to_hf_cache, bundled_models, load_generator
 from dpe_hf.model_spec import ModelSource, hub_reachable, parse_model_spec
-from helpers import REPO
+from helpers import REPO, free_port
 
 
 def test_the_default_model_is_bundled_in_hub_layout():
@@ -103,12 +103,6 @@ def test_the_bundled_card_is_the_published_one():
 # --------------------------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:  # bound, never listening: a connection to it is refused
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _fresh_python(script: str, tmp_path: Path, *, offline: bool) -> tuple[subprocess.CompletedProcess, float]:
     """Run `script` in a new interpreter with an empty HF cache (HF_HUB_OFFLINE set or not: unset
     is the "hub unreachable" case, with the hub's address a closed port of this machine, so that
@@ -116,7 +110,7 @@ def _fresh_python(script: str, tmp_path: Path, *, offline: bool) -> tuple[subpro
     second value."""
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env["HF_HUB_CACHE"] = str(tmp_path / f"empty-cache-{offline}")
-    env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there: refused
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, capture_output=True,
@@ -183,7 +177,7 @@ def test_a_mistyped_local_run_fails_at_once_naming_it(tmp_path):
     Image.new("RGB", (32, 24), (120, 80, 40)).save(photo)
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     env.update(HF_HUB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO),  # this checkout's dpe_hf
-               HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
+               HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "dpe_hf.cli", "enhance", str(photo), "-o", str(tmp_path / "out"),
                              "--model", "./runs/no-such-run"], env=env, capture_output=True, text=True,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dpe_hf.batch import DEFAULT_QUALITY
-from dpe_hf.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DEFAULT_TILE, METHODS, MIN_TILE  # noqa: F401
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 MODEL_HELP = ("model folder or training run folder (./path, /path or ~/path is only ever a path), .onnx file, "

@@ -7,11 +7,7 @@ from pathlib import Path
 
 from dpe_hf.batch import DEFAULT_SUFFIX, FALLBACK_EXT, BatchJob, launched_processes, runs_on_accelerator
 from dpe_hf.cli.common import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_TILE,
     EXIT_USAGE,
-    METHODS,
-    MIN_TILE,
     MODEL_HELP,
     add_batch_options,
     error,
@@ -21,6 +17,7 @@ from dpe_hf.cli.common import (
     output_folder_is_a_file,
     run_batch_command,
 )
+from dpe_hf.defaults import DEFAULT_MAX_SIDE, DEFAULT_TILE, METHODS, MIN_TILE
 
 
 def add_parser(sub) -> None:

@@ -6,9 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from dpe_hf.batch import DEFAULT_MAX_PIXELS
 from dpe_hf.cli.common import (
-    DEFAULT_MAX_SIDE,
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
@@ -20,6 +18,7 @@ from dpe_hf.cli.common import (
     progress,
     warn,
 )
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 
 def add_parser(sub) -> None:

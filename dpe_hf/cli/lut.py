@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dpe_hf.batch import DEFAULT_MAX_PIXELS, collect_inputs
+from dpe_hf.batch import collect_inputs
 from dpe_hf.cli.common import (
-    DEFAULT_MAX_SIDE,
     EXIT_OK,
     EXIT_SOME_FAILED,
     EXIT_USAGE,
@@ -19,6 +18,7 @@ from dpe_hf.cli.common import (
     progress,
     refuse_existing_file,
 )
+from dpe_hf.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 
 
 def add_parser(sub) -> None:
