@@ -32,18 +32,50 @@ FALLBACK_EXT = "png"  # for inputs whose format cannot be written (GIF, BMP)
 _GLOB_CHARS = set("*?[")
 
 
-def load_model(spec: str | Path | None, device: str = "auto"):
+RUNTIMES = ("auto", "torch", "onnx")
+
+
+def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "torch"):
     """The generator `spec` names (see `dpe_hf.model_spec`), on `device`: `auto` is CUDA, then
     Apple MPS, then the CPU. An ONNX file runs with onnxruntime on the CPU and does not import
-    torch (start-up). Raises ModelLoadError, or ValueError for a device that does not exist."""
+    torch (start-up). `runtime`: "auto" runs a bundled checkpoint's ONNX copy when the network
+    would run on the CPU (the same network; outputs within a level of torch's, and no torch
+    import, which is most of a single photo's start-up), "onnx" insists on it, "torch" never
+    uses it. Raises ModelLoadError, or ValueError for a device or runtime that cannot be."""
+    from dpe_hf.errors import ModelLoadError
     from dpe_hf.hub import load_generator
-    from dpe_hf.model_spec import parse_model_spec
+    from dpe_hf.model_spec import bundled_onnx, parse_model_spec
 
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if parse_model_spec(spec).kind == "onnx":  # a spec that names nothing fails here, before torch loads
         return load_generator(spec)
+    onnx = bundled_onnx(spec) if runtime != "torch" else None
+    if runtime == "onnx":
+        if onnx is None:
+            raise ModelLoadError(f"{spec}: no ONNX copy to run (bundled models have one; for another model, "
+                                 "`dpe export onnx` and pass the .onnx file)")
+        if device not in ("auto", "cpu"):
+            raise ValueError(f"--device {device}: the ONNX runtime runs on the CPU here")
+    if onnx is not None and (runtime == "onnx" or device == "cpu" or (device == "auto" and not _accelerator_possible())):
+        return load_generator(onnx)
     from dpe_hf.inference import resolve_device
 
     return load_generator(spec, device=resolve_device(device))
+
+
+def _accelerator_possible() -> bool:
+    """Whether this machine may have a GPU torch could use, without importing torch (which only
+    confirms it): an NVIDIA or AMD driver's device files, or an Apple silicon Mac. Elsewhere
+    (Windows) the answer is yes, and torch decides."""
+    import platform
+    import sys
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd"))
+    return True
 
 
 def runs_on_accelerator(generator) -> bool:

@@ -33,6 +33,7 @@ DEFAULT_MODEL = "dpe-expertC"
 DEFAULT_REPO_ID = "dpe-hf/dpe-expertC"
 BUNDLED_COPIES = {DEFAULT_REPO_ID: DEFAULT_MODEL}  # hub repo id -> the bundled checkpoint with its weights
 RUN_GENERATOR_SUBDIR = "generator"
+BUNDLED_ONNX = "model.onnx"
 HUB_PREFIX = "hf-hub:"
 HUB_PROBE_SECONDS = 2.0
 _PATH_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
@@ -67,6 +68,18 @@ def resolve_local(spec: str | Path) -> Path | None:
     if str(spec) in bundled:
         return bundled[str(spec)]
     return None
+
+
+def bundled_onnx(spec: str | Path | None) -> Path | None:
+    """The ONNX copy of a bundled checkpoint (`model.onnx` beside its weights: the same network,
+    run by onnxruntime without importing torch), when `spec` (None: the default) names that
+    checkpoint and no local folder of the same name shadows it."""
+    text = DEFAULT_MODEL if spec is None else str(spec)
+    folder = bundled_models().get(text)
+    if folder is None or is_path_spec(text) or resolve_local(text) != folder:
+        return None
+    onnx = folder / BUNDLED_ONNX
+    return onnx if onnx.is_file() else None
 
 
 def is_onnx_spec(spec: str | Path | None) -> bool:

@@ -67,13 +67,14 @@ def jsonable(value: float) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def load_model(spec: str | None, device: str = "cpu"):
-    """The generator `spec` names, or None after printing the reason (the caller exits 2)."""
+def load_model(spec: str | None, device: str = "cpu", runtime: str = "torch"):
+    """The generator `spec` names (`dpe_hf.batch.load_model`), or None after printing the
+    reason (the caller exits 2)."""
     from dpe_hf.batch import load_model as load
     from dpe_hf.errors import ModelLoadError
 
     try:
-        return load(spec, device)
+        return load(spec, device, runtime)
     except (ModelLoadError, ValueError) as exc:
         error(str(exc))
         return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dpe_hf.batch import DEFAULT_SUFFIX, FALLBACK_EXT, BatchJob, launched_processes, runs_on_accelerator
+from dpe_hf.batch import (DEFAULT_SUFFIX, FALLBACK_EXT, RUNTIMES, BatchJob, launched_processes,
+                          runs_on_accelerator)
 from dpe_hf.cli.common import (
     EXIT_USAGE,
     MODEL_HELP,
@@ -59,6 +60,10 @@ def add_parser(sub) -> None:
                         f"tiles overlap by 64 px (default {DEFAULT_TILE})")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda[:N]|mps",
                    help="where the network runs (default auto: cuda, then mps, then cpu)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="what runs the network: auto (default) runs a bundled model's ONNX copy with "
+                        "onnxruntime when the network runs on the CPU, without importing torch (the same "
+                        "network; outputs within one level), and torch otherwise; torch or onnx to insist")
     p.add_argument("--save-lut", action="store_true",
                    help="also write {stem}.cube next to each output: a 3D LUT of the photo's colour "
                         "change, fitted on the low-resolution copy the network saw")
@@ -88,7 +93,8 @@ def _run(args, generator, processes) -> int:
         return EXIT_USAGE
     if generator is None:
         device = processes.device if processes is not None and args.device == "auto" else args.device
-        generator = load_model(args.model, device)
+        runtime = "torch" if args.method == "tiled" and args.runtime == "auto" else args.runtime
+        generator = load_model(args.model, device, runtime)
         if generator is None:
             return EXIT_USAGE
 

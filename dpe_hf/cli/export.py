@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
         "onnx", help="an ONNX model with dynamic batch, height and width",
         description="Write the generator as an ONNX model (input 'image', output 'enhanced': "
                     "(B,3,H,W) float32 in [0,1], any H and W; the output is not clipped). Needs "
-                    "the [export] extra (onnx, onnxruntime). The file is checked with onnxruntime "
+                    "the [export] extra (onnx). The file is checked with onnxruntime "
                     "against PyTorch before this command succeeds.")
     onnx.add_argument("--model", metavar="PATH_OR_REPO_ID", help=MODEL_HELP)
     onnx.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="the ONNX file to write")

@@ -33,7 +33,7 @@ class OnnxGenerator:
             import onnxruntime as ort
         except ImportError:
             raise ModelLoadError(f"{path}: running ONNX models needs onnxruntime "
-                                 "(pip install 'dpe_hf[export]')") from None
+                                 "(pip install onnxruntime)") from None
         self.path = Path(path)
         options = ort.SessionOptions()
         if threads is None:
