@@ -53,6 +53,7 @@ wheel-check: venv
 		assert 'dist/wheelcheck/site' in str(resource_dir('model_cards')), resource_dir('model_cards'); \
 		from dpe_hf.hub import load_generator, bundled_models; \
 		assert 'dist/wheelcheck/site' in str(bundled_models()['dpe-expertC']); load_generator(); \
+		from dpe_hf.model_spec import bundled_onnx; assert 'dist/wheelcheck/site' in str(bundled_onnx(None)); \
 		from dpe_hf.training.presets import NAMES, preset_path, read_preset; \
 		assert 'dist/wheelcheck/site' in str(preset_path('paired')); [read_preset(n) for n in NAMES]; print('wheel ok')"
 
