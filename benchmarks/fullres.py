@@ -4,6 +4,10 @@
                                  [--sizes native,12,24,48] [--images N] [--threads T] [--json]
     python benchmarks/fullres.py --truth [--truth-mp 2.5] [--truth-images 6]
     python benchmarks/fullres.py --batch-io [--batch-images 6] [--repeats 3]
+    python benchmarks/fullres.py --cli [--photos 5] [--repeats 3] [--runtimes auto,torch]
+
+`--cli`: `dpe enhance` as a user runs it on 12 MP JPEGs: warm, single run with start-up, peak
+RSS, fidelity and the ratio to a bare decode + encode, in one table (`benchmarks/cli_speed.py`).
 
 Photos: DATA/target/debian/*.jpg at their own size (1.3 to 20 MP), and copies of the largest ones
 resized with PIL to 12, 24 and 48 MP (made once into a temporary folder, JPEG q92).
@@ -421,11 +425,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-images", type=int, default=6, help="12 MP photos per --batch-io batch")
     p.add_argument("--repeats", type=int, default=3, help="runs of each --batch-io mode")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--cli", action="store_true", help="the dpe enhance table (benchmarks/cli_speed.py; its options)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--batch-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
     p.add_argument("--files", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--out-dir", help=argparse.SUPPRESS)
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--cli" in argv:
+        from benchmarks import cli_speed
+
+        return cli_speed.main([a for a in argv if a != "--cli"])
     args = p.parse_args(argv)
     if args.worker:
         _worker(args)
