@@ -2,7 +2,7 @@
 train on it.
 
     python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F]
-        [--auto-exposure] [--levels W] [--json]
+        [--auto-exposure] [--levels W [W ...]] [--json]
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
@@ -20,7 +20,9 @@ method leaves more than 1 dB (PSNR) further from expert C than the input was, e.
 * model + auto exposure  with `--auto-exposure`: the same, each photo re-exposed first
                          (`dpe enhance --auto-exposure`): what evening out exposure costs here;
 * model + levels W       with `--levels W`: the same, W of auto-levels mixed into the output
-                         (`dpe enhance --levels W`).
+                         (`dpe enhance --levels W`). With several W, the weight is also chosen
+                         as cv_sweep.py chooses variants (`choose_on_other_folds`): each fold
+                         is scored with the W (0 among them) that did best on the other folds.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/crossval.py`: import 
 
 from benchmarks.common import (SUBSET, add_data_option, data_folder, fixed_lut_method, harm_count,  # noqa: E402
                                model_method, results_table, select_pairs)
+from benchmarks.cv_sweep import choose_on_other_folds  # noqa: E402
 from dpe_hf.baselines import auto_levels, identity  # noqa: E402
 from dpe_hf.evaluation import evaluate_pairs, mean_scores  # noqa: E402
 
@@ -60,16 +63,20 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
 
 
 def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str,
-                 auto_exposure: bool = False, levels: float = 0.0) -> dict:
+                 auto_exposure: bool = False, levels: tuple[float, ...] = ()) -> dict:
     model = model_method(str(run / model_folder))
     methods = {"identity": identity, "auto-levels": auto_levels,
                "fixed LUT": fixed_lut_method(select_pairs(parser, data / SUBSET, ",".join(trained))),
                "model": model}
     if auto_exposure:
         methods["model + auto exposure"] = functools.partial(model, auto_exposure=True)
-    if levels:
-        methods[f"model + levels {levels:g}"] = functools.partial(model, levels=levels)
+    for weight in levels:
+        methods[_levels_name(weight)] = functools.partial(model, levels=weight)
     return methods
+
+
+def _levels_name(weight: float) -> str:
+    return f"model + levels {weight:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-folder", default="generator",
                         help="the model's folder in each run (generator_online: the last weights of a run "
                              "that published its weight average, ema_decay)")
-    parser.add_argument("--levels", type=float, default=0.0, metavar="W",
-                        help="also score each fold's model with W of auto-levels mixed in (dpe enhance --levels)")
+    parser.add_argument("--levels", type=float, nargs="+", default=[], metavar="W",
+                        help="also score each fold's model with W of auto-levels mixed in (dpe enhance --levels); "
+                             "with several W, also the W chosen on the other folds (0 among them), fold by fold")
     parser.add_argument("--auto-exposure", action="store_true",
                         help="also score each fold's model with every photo re-exposed first")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     names = (*METHODS, *["model + auto exposure"] * args.auto_exposure,
-             *[f"model + levels {args.levels:g}"] * bool(args.levels))
+             *map(_levels_name, args.levels))
     data = data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
     seen: dict[str, Path] = {}
@@ -120,15 +128,21 @@ def main(argv: list[str] | None = None) -> int:
              **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)},
              "harm": harm_count(per_pair[name], per_pair["identity"])}
             for name in names]
+    chosen = choose_on_other_folds([{"variant": name, "per_pair": per_pair[name]}
+                                    for name in ("model", *map(_levels_name, args.levels))]) if len(args.levels) > 1 else []
     if args.json:
         print(json.dumps({"folds": [{"run": str(run), "trained": trained, "held_out": held_out}
                                     for run, trained, held_out in folds],
-                          "methods": rows, "per_pair": per_pair, "failed": failed}, indent=2))
+                          "methods": rows, "per_pair": per_pair, "levels_chosen": chosen, "failed": failed}, indent=2))
     else:
         print(f"{SUBSET}: {len(seen)} pairs in {len(folds)} folds, each scored by the fold that held it out;"
               " scores pooled over the pairs, then each fold's PSNR, then the pairs harmed (> 1 dB below the input)")
         print(results_table(rows, extra=[(f"fold{i}", f"fold {i} ({len(held)})", 2)
                                          for i, (_, _, held) in enumerate(folds, 1)]))
+        if chosen:
+            pooled = sum(c["psnr"] * c["scores"] for c in chosen) / sum(c["scores"] for c in chosen)
+            print("levels chosen on the other folds: " + "; ".join(
+                f"{c['fold']}: {c['chosen']} -> {c['psnr']:.2f} dB" for c in chosen) + f"; pooled {pooled:.2f} dB")
     return 1 if failed else 0
 
 

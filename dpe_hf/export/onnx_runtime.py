@@ -39,6 +39,9 @@ class OnnxGenerator:
         if threads is None:
             threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         options.intra_op_num_threads = max(threads, 0)
+        # onnxruntime's workers otherwise spin after each run, taking the cores that decoding,
+        # encoding and the full-size carry of the photos around the network need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options,
                                                 providers=providers or ["CPUExecutionProvider"])
