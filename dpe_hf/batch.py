@@ -58,7 +58,9 @@ def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "to
         if device not in ("auto", "cpu"):
             raise ValueError(f"--device {device}: the ONNX runtime runs on the CPU here")
     if onnx is not None and (runtime == "onnx" or device == "cpu" or (device == "auto" and not _accelerator_possible())):
-        return load_generator(onnx)
+        generator = load_generator(onnx)
+        generator.levels = json.loads((onnx.parent / "config.json").read_text()).get("levels", 0.0)
+        return generator
     from dpe_hf.inference import resolve_device
 
     return load_generator(spec, device=resolve_device(device))

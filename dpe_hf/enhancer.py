@@ -46,7 +46,7 @@ from PIL import Image
 from dpe_hf.defaults import DEFAULT_MAX_SIDE, DEFAULT_OVERLAP, DEFAULT_TILE, METHODS, MIN_TILE
 from dpe_hf.export.onnx_runtime import OnnxBackend
 from dpe_hf.imageio import from_float, to_float32
-from dpe_hf.ops.checks import check_strength, dtype_scale
+from dpe_hf.ops.checks import check_levels, check_strength, dtype_scale
 from dpe_hf.ops.exposure import even_exposure
 from dpe_hf.ops.guided import downscale_long_side, guided_upsample, residual_upsample
 from dpe_hf.ops.icc import SrgbConverter, srgb_converter
@@ -145,12 +145,13 @@ class Enhancer:
     still blends with the photo as given. `levels`: the weight, 0 to 1, of per-channel
     auto-levels of the copy the network sees (`dpe_hf.ops.levels`) mixed into the network's
     output before it is carried to full size (0: the network alone): a second opinion on black
-    point, white point and colour cast that costs no network time.
+    point, white point and colour cast that costs no network time. None: the model's own
+    weight (`DPEGenerator(levels=)`, in its config.json; 0 for models without one).
     """
 
     def __init__(self, model: Any, *, max_side: int = DEFAULT_MAX_SIDE, method: str = "guided",
                  strength: float = 1.0, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                 threads: int | None = None, auto_exposure: bool = False, levels: float = 0.0):
+                 threads: int | None = None, auto_exposure: bool = False, levels: float | None = None):
         check_method(method)
         self.backend = backend_for(model)
         if method == "tiled":
@@ -162,9 +163,8 @@ class Enhancer:
         self.strength = check_strength(strength)
         self.tile, self.overlap = tile, overlap
         self.auto_exposure = auto_exposure
-        if not 0.0 <= levels <= 1.0:
-            raise ValueError(f"levels must be in [0, 1], got {levels}")
-        self.levels = float(levels)
+        # the model's own weight (its config's `levels`) unless one is given
+        self.levels = check_levels(getattr(model, "levels", 0.0) if levels is None else levels)
 
     def __call__(self, image: PhotoLike, *, icc_profile: bytes | None = None) -> PhotoLike:
         """The photo enhanced at its own size, as the type it was given (PIL: any mode is

@@ -70,13 +70,14 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 
     ``method="guided"`` and ``"tiled"`` go through an `Enhancer` on a uint16 copy of each
     image (on the CPU, then back to x's device and dtype; 1/65535 quantisation);
-    ``"residual"`` is the float path (PyTorch modules only).
+    ``"residual"`` is the float path (PyTorch modules only), except for a model that mixes
+    auto-levels into its outputs (`DPEGenerator(levels=)`), which goes through an `Enhancer` too.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected a (B,3,H,W) tensor, got shape {tuple(x.shape)}")
     strength = check_strength(strength)
     check_method(method)
-    if method in ("guided", "tiled"):
+    if method in ("guided", "tiled") or getattr(generator, "levels", 0.0):
         enhancer = Enhancer(generator, max_side=max_side, strength=strength, method=method, tile=tile,
                             overlap=overlap)
         outs = []
@@ -101,7 +102,7 @@ def enhance_tensor(generator: torch.nn.Module, x: torch.Tensor, *, max_side: int
 def enhance(generator, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
             strength: float = 1.0, method: str = "guided", tile: int = DEFAULT_TILE,
             overlap: int = DEFAULT_OVERLAP, icc_profile: bytes | None = None,
-            auto_exposure: bool = False, levels: float = 0.0) -> ImageLike:
+            auto_exposure: bool = False, levels: float | None = None) -> ImageLike:
     """Enhance one photo at its own size and return it as the type it was given.
 
     - PIL image: any mode is enhanced as RGB (uint8 path); RGBA/LA keep their alpha.
@@ -112,7 +113,8 @@ def enhance(generator, image: ImageLike, *, max_side: int = DEFAULT_MAX_SIDE,
     see `dpe_hf.enhancer`. `icc_profile`: the photo's ICC profile for arrays (a PIL image's
     own is used when None; the result carries it); not for tensors. `auto_exposure`: re-expose
     the photo first (`dpe_hf.ops.exposure`); `levels`: mix that much per-channel auto-levels
-    into the network's output (`dpe_hf.enhancer.Enhancer`); neither for tensors.
+    into the network's output (`dpe_hf.enhancer.Enhancer`; None: the model's own weight);
+    neither for tensors (which get the model's own weight).
     """
     check_method(method)
     options = dict(max_side=max_side, strength=strength, method=method, tile=tile, overlap=overlap)

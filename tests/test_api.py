@@ -70,7 +70,7 @@ ENHANCE_OPTIONS = {"max_side": 512, "strength": 1.0, "method": "guided"}
 
 @pytest.mark.parametrize("name, options", [
     ("enhance", {**ENHANCE_OPTIONS, "tile": 1024, "overlap": 64, "icc_profile": None, "auto_exposure": False,
-                 "levels": 0.0}),
+                 "levels": None}),
     ("enhance_array", {**ENHANCE_OPTIONS, "tile": 1024, "overlap": 64, "icc_profile": None, "auto_exposure": False}),
     ("enhance_tensor", {**ENHANCE_OPTIONS, "tile": 1024, "overlap": 64}),
 ])
@@ -111,7 +111,7 @@ def test_lut_and_baseline_functions_are_there():
 COMMANDS = {
     ("enhance",): ["-o", "--output", "--model", "--strength", "--auto-exposure", "--suffix", "--ext", "--quality",
                    "--max-side", "--max-pixels", "--method", "--tile", "--device", "--overwrite", "--skip-existing",
-                   "--recursive", "--save-lut", "--json", "--overlap-io", "--levels"],
+                   "--recursive", "--save-lut", "--json", "--overlap-io", "--levels", "--runtime"],
     ("eval",): ["--ref", "--pred", "--suffix", "--model", "--input", "--strength", "--max-side", "--max-pixels",
                 "--json"],
     ("export", "onnx"): ["-o", "--output", "--model", "--opset", "--overwrite"],

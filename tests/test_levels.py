@@ -61,3 +61,48 @@ def test_the_lut_of_the_run_carries_the_mix():
 def test_levels_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError, match="levels must be in"):
         Enhancer(identity_network, levels=1.5)
+
+
+# -- a model's own weight (`DPEGenerator(levels=)`, saved in its config.json) ----------------
+
+
+def test_a_model_brings_its_own_weight_and_an_explicit_one_wins(tmp_path):
+    import torch
+
+    from dpe_hf.inference import enhance
+    from dpe_hf.models.generator import DPEGenerator
+
+    torch.manual_seed(0)
+    DPEGenerator(width=0.25, levels=0.5).save_pretrained(tmp_path / "m")
+    model = DPEGenerator.from_pretrained(str(tmp_path / "m"))
+    assert model.levels == 0.5
+    plain = DPEGenerator(width=0.25)
+    plain.load_state_dict(model.state_dict())
+    image = photo(80, 120, seed=2)
+    own = Enhancer(model, max_side=64)(image)
+    assert np.array_equal(own, Enhancer(plain, max_side=64, levels=0.5)(image))
+    assert np.array_equal(Enhancer(model, max_side=64, levels=0.0)(image), Enhancer(plain, max_side=64)(image))
+    assert not np.array_equal(own, Enhancer(plain, max_side=64)(image))
+    # tensors too, with the float residual method that otherwise skips the core
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    y = enhance(model, x, max_side=64, method="residual")
+    expected = Enhancer(plain, max_side=64, method="residual", levels=0.5)(image).astype(np.float32) / 255
+    assert np.abs(y.permute(1, 2, 0).numpy() - expected).max() <= 1 / 255
+
+
+def test_a_model_with_a_weight_outside_zero_to_one_is_refused():
+    from dpe_hf.models.generator import DPEGenerator
+
+    with pytest.raises(ValueError, match="levels must be in"):
+        DPEGenerator(width=0.25, levels=-0.1)
+
+
+def test_the_bundled_onnx_copy_brings_the_bundled_weight():
+    import json
+
+    from dpe_hf.batch import load_model
+    from dpe_hf.hub import bundled_models
+
+    config = json.loads((bundled_models()["dpe-expertC"] / "config.json").read_text())
+    assert load_model(None, "cpu", "onnx").levels == config.get("levels", 0.0)
+    assert load_model(None, "cpu", "torch").levels == config.get("levels", 0.0)

@@ -41,11 +41,11 @@ def add_parser(sub) -> None:
                    help="re-expose each photo to the same brightness before the network sees it, so "
                         "that photos of a shoot taken at different exposures come out alike (the "
                         "models otherwise keep a dark photo darker, as expert C does)")
-    p.add_argument("--levels", type=fraction, default=0.0, metavar="WEIGHT",
+    p.add_argument("--levels", type=fraction, default=None, metavar="WEIGHT",
                    help="mix this much (0-1) per-channel auto-levels of the network's copy into its "
                         "result: a second opinion on black point, white point and colour cast, "
-                        "at no network cost (0.5 scored better than either alone on FiveK photos the "
-                        "models never saw: docs/results.md); default 0")
+                        "at no network cost (docs/results.md); default: the model's own weight "
+                        "(`levels` in its config.json, 0 when it has none); 0: the network alone")
     p.add_argument("--max-side", type=int_range(1), default=DEFAULT_MAX_SIDE,
                    help="long side of the copy the network runs on (guided, residual) or takes its look "
                         f"from (tiled) (default {DEFAULT_MAX_SIDE})")

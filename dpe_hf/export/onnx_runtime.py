@@ -35,6 +35,7 @@ class OnnxGenerator:
             raise ModelLoadError(f"{path}: running ONNX models needs onnxruntime "
                                  "(pip install onnxruntime)") from None
         self.path = Path(path)
+        self.levels = 0.0  # auto-levels mixed into its outputs by default (`DPEGenerator(levels=)`)
         options = ort.SessionOptions()
         if threads is None:
             threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)

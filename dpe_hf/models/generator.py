@@ -27,6 +27,7 @@ from dpe_hf.models.blocks import (
     padded_size,
 )
 from dpe_hf.models.hub_mixin import DPEHubMixin
+from dpe_hf.ops.checks import check_levels
 from dpe_hf.resources import model_card_template
 
 GLOBAL_GRID = 8  # g3 is an 8x8 "fully connected" conv over the 8x8 map of a 512 input
@@ -55,12 +56,17 @@ class DPEGenerator(
         init_scale: variance-scaling factor of the conv init (1e-3 as released: starts near
             the identity); None for PyTorch's default init.
         bn_momentum: BatchNorm running-statistics momentum.
+        levels: not part of the network: the weight of per-channel auto-levels that the
+            inference core mixes into this model's outputs by default (`Enhancer(levels=)`;
+            0: the network alone), saved in config.json like the rest, as a VAE's
+            ``scaling_factor`` is: a setting chosen by cross-validating the model's recipe.
     The output is not clipped, so gradients flow; clip to [0,1] when you use it.
     """
 
     def __init__(self, width: float = 1.0, individual_bn: bool = False, selu: str = "released",
-                 init_scale: float | None = 1e-3, bn_momentum: float = 0.1):
+                 init_scale: float | None = 1e-3, bn_momentum: float = 0.1, levels: float = 0.0):
         super().__init__()
+        self.levels = check_levels(levels)
         self.width = width
         self.individual_bn = individual_bn
         c16, c32, c64, c128 = (max(1, round(c * width)) for c in (16, 32, 64, 128))

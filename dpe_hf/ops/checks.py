@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_hwc_float", "check_grid", "check_image", "check_out", "check_strength", "dtype_scale",
+__all__ = ["as_hwc_float", "check_grid", "check_image", "check_levels", "check_out", "check_strength", "dtype_scale",
            "positive_int"]
 
 
@@ -114,10 +114,19 @@ def check_grid(grid: Any) -> np.ndarray:
 
 
 def check_strength(strength: Any) -> float:
+    return _fraction(strength, "strength")
+
+
+def check_levels(levels: Any) -> float:
+    """The weight of auto-levels mixed into a network's output (`Enhancer(levels=)`)."""
+    return _fraction(levels, "levels")
+
+
+def _fraction(value: Any, name: str) -> float:
     try:
-        s = float(strength)
+        s = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}") from None
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
     if not 0.0 <= s <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return s
