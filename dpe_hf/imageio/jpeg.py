@@ -47,12 +47,15 @@ def _frame_marker(data: bytes) -> int | None:
     return None
 
 
-def decode_rgb_jpeg(f: BinaryIO) -> np.ndarray | None:
-    """Decode a baseline or progressive 3-component JPEG to H x W x 3 RGB with OpenCV, without
-    applying its EXIF orientation (the caller does); None to leave the file to Pillow.
+def decode_rgb_jpeg(f: BinaryIO, size: tuple[int, int]) -> np.ndarray | None:
+    """Decode a baseline or progressive 3-component JPEG of `size` (width, height, from Pillow's
+    header parse) to H x W x 3 RGB with OpenCV, without applying its EXIF orientation (the caller
+    does); None to leave the file to Pillow.
 
     A file that does not end with EOI is truncated (or carries a trailer): Pillow's path keeps
-    deciding those, with its own error message, and OpenCV prints no libjpeg warning for them.
+    deciding those, with its own error message. Damaged data inside a complete scan is only a
+    libjpeg warning for both libraries, which fill it in the same way; OpenCV lets libjpeg print
+    that warning on stderr where Pillow stays silent.
     """
     f.seek(0)
     data = f.read()
@@ -66,7 +69,7 @@ def decode_rgb_jpeg(f: BinaryIO) -> np.ndarray | None:
         arr = cv2.imdecode(buf, flags)
     except cv2.error:
         return None
-    if arr is None or arr.ndim != 3 or arr.shape[2] != 3:
+    if arr is None or arr.shape != (size[1], size[0], 3):
         return None
     return arr if rgb_flag else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 

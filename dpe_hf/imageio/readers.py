@@ -193,7 +193,7 @@ def _read(f: BinaryIO, path: str | Path, max_pixels: int | None,
                 drafted = True
         decoded = None
         if im.format == "JPEG" and im.mode == "RGB" and not drafted:
-            decoded = decode_rgb_jpeg(f)
+            decoded = decode_rgb_jpeg(f, (width, height))
         return _read_pil(im, path, max_pixels, png, decoded)
 
 

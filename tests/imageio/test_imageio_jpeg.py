@@ -46,8 +46,8 @@ def decodes(monkeypatch) -> list[bool]:
     calls: list[bool] = []
     real = readers.decode_rgb_jpeg
 
-    def spy(f):
-        out = real(f)
+    def spy(f, size):
+        out = real(f, size)
         calls.append(out is not None)
         return out
 
@@ -136,9 +136,10 @@ def test_trailer_after_eoi_stays_with_pillow(tmp_path, decodes):
     np.testing.assert_array_equal(rgb, reference)
 
 
-def test_opencv_refusal_falls_back_to_pillow(tmp_path, monkeypatch, decodes):
+@pytest.mark.parametrize("answer", [None, np.zeros((74, 101, 3), np.uint8)], ids=["none", "wrong-size"])
+def test_opencv_refusal_falls_back_to_pillow(tmp_path, monkeypatch, decodes, answer):
     path = pillow_jpeg(tmp_path / "r.jpg", textured())
-    monkeypatch.setattr(cv2, "imdecode", lambda *args: None)
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: answer)
     rgb, _ = read_image(path)
     assert decodes == [False]
     np.testing.assert_array_equal(rgb, pillow_pixels(path))
