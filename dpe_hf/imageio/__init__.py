@@ -13,10 +13,11 @@ such a file is one `ImageReadError` that names the extra to install.
 `os.replace`) and raises `ImageWriteError` on any failure, leaving neither a partial destination
 nor a temporary file. `list_images` finds the image files of a folder.
 
-OpenCV and tifffile are imported lazily, only for 16-bit PNG and TIFF work.
+OpenCV and tifffile are imported lazily, for JPEG pixels (OpenCV decodes and encodes plain RGB
+JPEGs: the same pixels as Pillow, cheaper) and for 16-bit PNG and TIFF work.
 
 Modules: `readers` (sniffing, Pillow, RAW, HEIF), `png` and `tiff` (their own readers and
-16-bit writers), `exif`, `meta` (`ImageMeta`), `writer`, `atomic`, `listing`, `dtypes`,
+16-bit writers), `jpeg` (OpenCV's pixels, EXIF and ICC segments), `exif`, `meta` (`ImageMeta`), `writer`, `atomic`, `listing`, `dtypes`,
 `formats` (suffixes), `checks` (pixel limit, error reasons), `optional` (lazy imports).
 """
 

@@ -1,4 +1,4 @@
-"""Decoders imported only when a file needs them: OpenCV (16-bit PNG, alpha resizing) and the
+"""Decoders imported only when a file needs them: OpenCV (JPEG, 16-bit PNG, alpha resizing) and the
 packages of the optional extras [raw] and [heif]."""
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The format is sniffed from the first bytes (the suffix only tells camera RAW and HEIF). PNGs
 are scanned chunk by chunk first, 16-bit PNGs and TIFFs go to their own readers, camera RAW is
-developed by rawpy and HEIF decoded by pillow-heif (the extras [raw] and [heif]); everything
-else is decoded by Pillow.
+developed by rawpy and HEIF decoded by pillow-heif (the extras [raw] and [heif]); plain RGB
+JPEGs are decoded by OpenCV (`jpeg.decode_rgb_jpeg`, the same pixels, cheaper) after Pillow has
+read their header; everything else is decoded by Pillow.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dpe_hf.imageio.checks import DEFAULT_MAX_PIXELS, check_pixels, corrupt, exc
 from dpe_hf.imageio.dtypes import from_float, gray_to_rgb
 from dpe_hf.imageio.exif import exif_from_pil, exif_orientation, pil_orientation
 from dpe_hf.imageio.formats import HEIF_SUFFIXES, RAW_SUFFIXES
+from dpe_hf.imageio.jpeg import decode_rgb_jpeg
 from dpe_hf.imageio.meta import ImageMeta, finish, icc_colour_space
 from dpe_hf.imageio.optional import optional_module
 from dpe_hf.imageio.png import PNG_SIGNATURE, PngInfo, read_png16, scan_png
@@ -183,29 +185,38 @@ def _read(f: BinaryIO, path: str | Path, max_pixels: int | None,
             sample_format = sample_format if isinstance(sample_format, tuple) else (sample_format,)
             if any(int(b) > 8 for b in bits) or any(int(s) != 1 for s in sample_format):
                 return read_tiff(f, path, max_pixels, im)
+        drafted = False
         if jpeg_draft_side and im.format == "JPEG":
             scale = 2.0 * jpeg_draft_side / max(width, height)
             if scale < 0.5:
                 im.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
-        return _read_pil(im, path, max_pixels, png)
+                drafted = True
+        decoded = None
+        if im.format == "JPEG" and im.mode == "RGB" and not drafted:
+            decoded = decode_rgb_jpeg(f, (width, height))
+        return _read_pil(im, path, max_pixels, png, decoded)
 
 
 def _read_pil(
-    im: Image.Image, path: str | Path, max_pixels: int | None, png: PngInfo | None
+    im: Image.Image, path: str | Path, max_pixels: int | None, png: PngInfo | None,
+    decoded: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
+    """The pixels and metadata of an opened image; `decoded`: its RGB pixels when they are
+    already decoded (plain JPEGs, by OpenCV), Pillow then only supplies the metadata."""
     fmt = im.format or "UNKNOWN"
     if fmt == "MPO":  # multi-picture JPEG (many phones): the first picture is a plain JPEG
         fmt = "JPEG"
     mode = im.mode
-    try:
-        im.load()
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(path, exc_text(exc)) from None
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise corrupt(path, exc_text(exc)) from None
-    check_pixels(path, im.width, im.height, max_pixels)  # GIF frames may grow the canvas
+    if decoded is None:
+        try:
+            im.load()
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLargeError(path, exc_text(exc)) from None
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise corrupt(path, exc_text(exc)) from None
+        check_pixels(path, im.width, im.height, max_pixels)  # GIF frames may grow the canvas
 
     icc = im.info.get("icc_profile") or (png.icc if png else None) or None
     exif = exif_from_pil(im)
@@ -217,7 +228,9 @@ def _read_pil(
     bit_depth = 8
     bands = im.getbands()
     try:
-        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        if decoded is not None:
+            rgb = decoded
+        elif mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
             arr = np.asarray(im)
             arr = np.clip(arr, 0, 65535).astype(np.uint16) if mode == "I" else arr.astype(np.uint16)
             rgb = gray_to_rgb(arr)

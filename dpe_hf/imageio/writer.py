@@ -1,5 +1,8 @@
 """`write_image`: an array (and the `ImageMeta` read with it) to JPEG, PNG, WebP or TIFF,
-written atomically; every failure is one `ImageWriteError` and leaves no partial file."""
+written atomically; every failure is one `ImageWriteError` and leaves no partial file.
+
+JPEGs are encoded by OpenCV (`jpeg.encode_rgb_jpeg`, cheaper, the same bytes), everything else
+and any JPEG that OpenCV refuses by Pillow."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dpe_hf.imageio.checks import exc_text
 from dpe_hf.imageio.dtypes import match_dtype, to_8bit
 from dpe_hf.imageio.exif import EXIF_PREFIX, exif_with_orientation_1
 from dpe_hf.imageio.formats import WRITE_SUFFIXES
+from dpe_hf.imageio.jpeg import encode_rgb_jpeg
 from dpe_hf.imageio.meta import ImageMeta
 from dpe_hf.imageio.optional import import_cv2
 from dpe_hf.imageio.png import encode_png16
@@ -166,6 +170,14 @@ def _encode(
         encode_tiff16(fh, rgb, alpha, icc)
         return
     rgb8 = to_8bit(rgb)
+    full_chroma = quality >= 90  # 4:4:4, else JPEG's usual 4:2:0
+    if fmt == "JPEG":
+        if exif and len(exif) > _JPEG_MAX_EXIF + len(EXIF_PREFIX):
+            exif = None  # does not fit one APP1 segment: drop rather than fail
+        encoded = encode_rgb_jpeg(rgb8, quality, full_chroma, exif, icc)
+        if encoded is not None:
+            fh.write(encoded)
+            return
     if alpha is not None:
         arr = np.concatenate([rgb8, to_8bit(alpha)[:, :, None]], axis=2)
         im = Image.fromarray(np.ascontiguousarray(arr), "RGBA")
@@ -177,11 +189,9 @@ def _encode(
     if exif:
         params["exif"] = exif
     if fmt == "JPEG":
-        if exif and len(exif) > _JPEG_MAX_EXIF + len(EXIF_PREFIX):
-            params.pop("exif")  # does not fit one APP1 segment: drop rather than fail
         params["quality"] = quality
-        if quality >= 90:
-            params["subsampling"] = 0  # 4:4:4
+        if full_chroma:
+            params["subsampling"] = 0
     elif fmt == "WEBP":
         params["quality"] = quality
     elif fmt == "PNG":

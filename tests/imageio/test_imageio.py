@@ -657,6 +657,8 @@ def _failing_save(self, fp, *args, **kwargs):
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
 def test_write_failure_leaves_nothing(tmp_path, monkeypatch, suffix):
     monkeypatch.setattr(Image.Image, "save", _failing_save)
+    # JPEGs go to Pillow when OpenCV refuses them (test_imageio_jpeg covers OpenCV failing)
+    monkeypatch.setattr("dpe_hf.imageio.writer.encode_rgb_jpeg", lambda *args: None)
     dest = tmp_path / f"out{suffix}"
     with pytest.raises(ImageWriteError, match="simulated encoder failure") as info:
         write_image(dest, asym_rgb())
