@@ -180,7 +180,7 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
                                          interactive=False, buttons=["fullscreen"], max_height=700,
                                          elem_id="compare")
                 info = gr.Markdown(label="Info", elem_id="info")
-                make_download = gr.Button("Full-size result and .cube", elem_id="make_download")
+                make_download = gr.Button("Prepare the full-size download", elem_id="make_download")
                 download = gr.File(label="Full-size result and its look as a 3D LUT (.cube)", file_count="multiple",
                                    interactive=False, elem_id="download")
         examples = sorted(EXAMPLES_DIR.glob("*.jpg")) if EXAMPLES_DIR.is_dir() else []

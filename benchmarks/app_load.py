@@ -1,7 +1,7 @@
 """Load and latency of the Gradio demo, through gradio_client clients against one app.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.app_load [--requests 200] [--clients 8] [--model SPEC]
-    python -m benchmarks.app_load --latency [--data DIR] [--model SPEC]
+    OMP_NUM_THREADS=1 python benchmarks/app_load.py [--requests 200] [--clients 8] [--model SPEC]
+    python benchmarks/app_load.py --latency [--data DIR] [--model SPEC]
 
 The app is `app.build_demo(model)` on 127.0.0.1 (a free port) in this process.
 
@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # app.py imports dpe_hf: this checkout's, as installed or not
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 SIZES = [(97, 131), (240, 320), (600, 800), (1080, 720)]  # (h, w)
 LOAD_ENDPOINTS = ("/enhance", "/blend", "/download")
