@@ -227,7 +227,8 @@ def latency(args: argparse.Namespace) -> int:
             size = f"{im.width}x{im.height}"
     print(f"model {args.model or 'bundled default'}; {len(photos)} JPEGs of {LATENCY_MEGAPIXELS} MP ({size}, "
           f"{origin}); one client; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"| {'endpoint':<10} | {'warm-up s':>9} | {f'median of {LATENCY_RUNS} s':>13} | {'min s':>6} | {'max s':>6} |")
+    median = f"median of {LATENCY_RUNS} s"
+    print(f"| {'endpoint':<10} | {'warm-up s':>9} | {median:>13} | {'min s':>6} | {'max s':>6} |")
     print(f"|{'-' * 12}|{'-' * 11}|{'-' * 15}|{'-' * 8}|{'-' * 8}|")
     for endpoint in ("/enhance", "/blend", "/download"):
         if endpoint not in seconds:

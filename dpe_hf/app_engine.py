@@ -118,8 +118,8 @@ def jpeg_bytes(arr: np.ndarray) -> bytes:
 
 def content_digest(path: str | os.PathLike) -> str:
     """SHA-256 of the file's bytes (a few ms for a 12 MP JPEG). The cache is keyed on content:
-    gradio writes every upload anew, so the same photo sent again has a new mtime, and a key on
-    path and mtime re-ran the model for every strength."""
+    gradio writes every upload anew (same path, new file and mtime), so a key on path and mtime
+    re-ran the model for every strength that a client sent with its photo."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -197,9 +197,7 @@ class Engine:
         except ImageReadError as exc:
             raise ImageReadError(name, exc.reason) from None
         small = image if self.preview_side <= 0 else downscale_long_side(image, self.preview_side)
-        start = time.perf_counter()
-        small_result, pair = self._run(spec, auto_exposure, small, meta)
-        seconds = time.perf_counter() - start
+        small_result, pair, seconds = self._run(spec, auto_exposure, small, meta)
         preview_image = to_uint8(small)
         entry = Entry(name, image, meta, spec, auto_exposure, seconds, preview_image, to_uint8(small_result),
                       jpeg_bytes(preview_image))
@@ -220,7 +218,7 @@ class Engine:
         # identical views of concurrent requests once truncated each other's files there
         before, after = folder / "before.jpg", folder / "after.jpg"
         before.write_bytes(entry.before_jpeg)
-        Image.fromarray(blend(entry.preview_image, entry.preview_result, s)).save(after, quality=PREVIEW_QUALITY)
+        after.write_bytes(jpeg_bytes(blend(entry.preview_image, entry.preview_result, s)))
         h, w = entry.image.shape[:2]
         download_format = WRITE_SUFFIXES[Path(output_name(entry.name, DEFAULT_SUFFIX)).suffix.lower()]
         info = (f"**{entry.name}**: {w}×{h} px, {entry.meta.bit_depth}-bit {entry.meta.format} · "
@@ -244,15 +242,19 @@ class Engine:
         return Download(Path(dest), Path(cube))
 
     def _run(self, spec: str, auto_exposure: bool, image: np.ndarray, meta: ImageMeta):
+        """(the model's result on `image`, its `LowPair`, the seconds it ran once its turn came)."""
         generator = self.model(spec)
         with self._run_lock:
-            return Enhancer(generator, auto_exposure=auto_exposure).with_pair(image, icc_profile=meta.icc_profile)
+            start = time.perf_counter()
+            enhancer = Enhancer(generator, auto_exposure=auto_exposure)
+            result, pair = enhancer.with_pair(image, icc_profile=meta.icc_profile)
+            return result, pair, time.perf_counter() - start
 
     def _full_size(self, entry: Entry) -> tuple[np.ndarray, np.ndarray]:
         """The entry's full-size result and LUT, made on the first download that needs them."""
         with entry.lock:  # concurrent downloads of one entry run the model once
             if entry.result is None:
-                entry.result, entry.pair = self._run(entry.model, entry.auto_exposure, entry.image, entry.meta)
+                entry.result, entry.pair, _ = self._run(entry.model, entry.auto_exposure, entry.image, entry.meta)
                 self._trim()
             if entry.lut is None:  # as `dpe enhance --save-lut`: the pair of the run that made the result
                 entry.lut = fit_lut(entry.pair.low_in, entry.pair.low_out)
