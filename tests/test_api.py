@@ -169,6 +169,6 @@ def test_app_endpoints_and_their_parameters(monkeypatch):
     pytest.importorskip("gradio")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     endpoints = load_app().build_demo().get_api_info()["named_endpoints"]
-    for name in ("/enhance", "/blend"):
+    for name in ("/enhance", "/blend", "/download"):
         assert [p["parameter_name"] for p in endpoints[name]["parameters"]] == [
             "image", "strength", "model", "auto_exposure"], name

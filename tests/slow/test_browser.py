@@ -1,5 +1,5 @@
-"""The Gradio demo's page in a real browser: upload, blend with the strength slider, even exposure,
-and a screenshot (DPE_SAVE_SCREENSHOT=1 writes docs/screenshot.png).
+"""The Gradio demo's page in a real browser: upload, full-size download, blend with the strength
+slider, even exposure, and a screenshot (DPE_SAVE_SCREENSHOT=1 writes docs/screenshot.png).
 
 It drives Debian's chromium (`apt-get install chromium`; never `playwright install`); it is skipped
 when chromium is missing, except under CI (CI=true), where it fails instead.
@@ -62,8 +62,11 @@ def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path)
             images = page.locator("#compare img")
             expect(images).to_have_count(2)
             expect(images.last).to_be_visible()
+            # the full-size file and the .cube are made when asked for
             link = page.locator('#download a[href$="fig_bowl_enhanced.jpg"]')
-            expect(link).to_have_count(1, timeout=10_000)
+            expect(link).to_have_count(0)
+            page.locator("#make_download").click()
+            expect(link).to_have_count(1, timeout=30_000)
             expect(page.locator('#download a[href$="fig_bowl.cube"]')).to_have_count(1)
             download = page.request.get(link.get_attribute("href"))
             assert download.ok and Image.open(io.BytesIO(download.body())).size == (768, 520)  # full size
@@ -76,6 +79,7 @@ def test_browser_upload_blend_and_screenshot(chromium, bundled_server, tmp_path)
             assert 50 <= int(track.input_value()) <= 70
             expect(info).to_contain_text(f"strength {track.input_value()} %")
             expect(images.last).to_be_visible()
+            expect(link).to_have_count(0)  # the files of 100 % are gone from the page
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=True)
 
