@@ -168,7 +168,7 @@ class Engine:
             with self._lock:
                 if spec in self._models:
                     return self._models[spec]
-            generator = load_model(spec, self.device or "auto")
+            generator = load_model(spec, self.device or "auto", runtime="auto")  # as dpe enhance
             with self._lock:
                 self._models[spec] = generator
                 while len(self._models) > MODEL_CACHE_SIZE:
