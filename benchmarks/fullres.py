@@ -290,14 +290,14 @@ def _fmt_truth(rows: list[dict]) -> str:
 
 
 def _batch_worker(args: argparse.Namespace) -> None:
+    from dpe_hf.batch import load_model
     from dpe_hf.cli import build_parser, enhance
-    from dpe_hf.hub import load_generator
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    gen = load_generator(args.model).eval()  # loaded once, outside the timing
+    gen = load_model(args.model, "auto", "auto")  # as dpe enhance loads it; once, outside the timing
     flags = ["-o", args.out_dir, "--overwrite", "--overlap-io", "off" if args.method == "no-overlap" else "on"]
     parser = build_parser()
     enhance.run(parser.parse_args(["enhance", args.files[0], *flags]), generator=gen)  # warm-up
