@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dpe_hf.errors import ModelLoadError
+from dpe_hf.ops.strips import worker_threads
 
 __all__ = ["OnnxBackend", "OnnxGenerator"]
 
@@ -37,9 +38,9 @@ class OnnxGenerator:
         self.path = Path(path)
         self.levels = 0.0  # auto-levels mixed into its outputs by default (`DPEGenerator(levels=)`)
         options = ort.SessionOptions()
-        if threads is None:
-            threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        options.intra_op_num_threads = max(threads, 0)
+        # the rule of the full-size passes (OMP_NUM_THREADS, else every CPU): onnxruntime's own
+        # default counts physical cores, one on a 2-vCPU machine
+        options.intra_op_num_threads = worker_threads(threads)
         # onnxruntime's workers otherwise spin after each run, taking the cores that decoding,
         # encoding and the full-size carry of the photos around the network need
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
