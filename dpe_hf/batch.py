@@ -80,12 +80,6 @@ def _accelerator_possible() -> bool:
     return True
 
 
-def runs_on_accelerator(generator) -> bool:
-    """Whether a PyTorch model sits on a GPU (an ONNX model runs on the CPU here)."""
-    parameters = getattr(generator, "parameters", None)
-    return parameters is not None and next(parameters()).device.type != "cpu"
-
-
 def normalise_ext(ext: str | None) -> str | None:
     if ext is None:
         return None
