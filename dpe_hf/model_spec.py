@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-from urllib.request import getproxies
 
 from dpe_hf.errors import ModelLoadError
 from dpe_hf.resources import resource_dir
@@ -132,6 +131,8 @@ def hub_offline() -> bool:
 def hub_reachable(endpoint: str) -> bool:
     """Whether a TCP connection to `endpoint` (or the HTTPS proxy, if one is set) opens within
     HUB_PROBE_SECONDS. Once per process: the answer is cached."""
+    from urllib.request import getproxies  # 40 ms of imports (http, email) that a local model does not need
+
     url = urlsplit(getproxies().get("https") or endpoint)
     address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
     answered = threading.Event()
