@@ -489,3 +489,21 @@ def test_a_plain_run_does_not_import_accelerate(tmp_path, model):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_a_model_that_fails_to_load_stops_the_run_with_one_line_and_no_output(tmp_path, capsys):
+    """A model folder whose weights cannot be read: exit 2 with one line naming it, nothing
+    written, also when no photo needed the model."""
+    folder = tmp_path / "broken"
+    DPEGenerator(width=0.25).save_pretrained(folder)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    image = tmp_path / "p.png"
+    save(image, photo(48, 64, seed=1))
+    out = tmp_path / "out"
+    assert main(["enhance", str(image), "-o", str(out), "--model", str(folder)]) == 2
+    assert not out.exists()
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and str(folder) in lines[0]
+    out.mkdir()
+    save(out / "p_enhanced.png", photo(48, 64, seed=2))  # nothing left to do: the model still has to load
+    assert main(["enhance", str(image), "-o", str(out), "--model", str(folder), "--skip-existing"]) == 2
