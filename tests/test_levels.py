@@ -106,3 +106,12 @@ def test_the_bundled_onnx_copy_brings_the_bundled_weight():
     config = json.loads((bundled_models()["dpe-expertC"] / "config.json").read_text())
     assert load_model(None, "cpu", "onnx").levels == config.get("levels", 0.0)
     assert load_model(None, "cpu", "torch").levels == config.get("levels", 0.0)
+
+
+def test_auto_exposure_leaves_the_models_own_weight_out_unless_asked():
+    from dpe_hf.models.generator import DPEGenerator
+
+    model = DPEGenerator(width=0.25, levels=0.5)
+    assert Enhancer(model).levels == 0.5
+    assert Enhancer(model, auto_exposure=True).levels == 0.0
+    assert Enhancer(model, auto_exposure=True, levels=0.5).levels == 0.5

@@ -44,7 +44,8 @@ def add_parser(sub) -> None:
                    help="mix this much (0-1) per-channel auto-levels of the network's copy into its "
                         "result: a second opinion on black point, white point and colour cast, "
                         "at no network cost (docs/results.md); default: the model's own weight "
-                        "(`levels` in its config.json, 0 when it has none); 0: the network alone")
+                        "(`levels` in its config.json, 0 when it has none or with --auto-exposure); "
+                        "0: the network alone")
     p.add_argument("--max-side", type=int_range(1), default=DEFAULT_MAX_SIDE,
                    help="long side of the copy the network runs on (guided, residual) or takes its look "
                         f"from (tiled) (default {DEFAULT_MAX_SIDE})")
