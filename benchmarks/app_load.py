@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import math
 import os
 import resource
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,6 +39,10 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app.py imports dpe_hf: this checkout's, as installed or not
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import serving  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 SIZES = [(97, 131), (240, 320), (600, 800), (1080, 720)]  # (h, w)
 LOAD_ENDPOINTS = ("/enhance", "/blend", "/download")
@@ -49,31 +51,12 @@ LATENCY_RUNS = 3  # after one warm-up call
 LATENCY_STRENGTHS = (80, 30, 60, 90)  # /blend and /download: the warm-up, then the timed calls
 
 
-def load_app():
-    spec = importlib.util.spec_from_file_location("dpe_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dpe_app"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def serving(model: str | None):
-    """The demo on a free local port: yields its address and the app's named endpoints."""
-    demo = load_app().build_demo(model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                max_file_size="200mb")
-    try:
-        yield f"http://127.0.0.1:{port}/", set(demo.get_api_info()["named_endpoints"])
-    finally:
-        demo.close()
+def app_serving(model: str | None):
+    """The demo on a free local port (the tests' `helpers.serving`): yields its address and its
+    named endpoints."""
+    with serving(model, max_file_size="200mb") as (url, demo):
+        yield url, set(demo.get_api_info()["named_endpoints"])
 
 
 def make_photos(folder: Path) -> list[Path]:
@@ -179,7 +162,7 @@ def load(args: argparse.Namespace) -> int:
                     with lock:
                         errors.append(f"{endpoint} {photo.name}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
 
-        with serving(model) as (url, _):
+        with app_serving(model) as (url, _):
             start = time.perf_counter()
             threads = [threading.Thread(target=worker, args=(url, k), daemon=True) for k in range(args.clients)]
             for t in threads:
@@ -215,7 +198,7 @@ def latency(args: argparse.Namespace) -> int:
         calls = [("/enhance", photo, 100) for photo in photos]
         calls += [(endpoint, last, s) for endpoint in ("/blend", "/download") for s in LATENCY_STRENGTHS]
         seconds: dict[str, list[float]] = defaultdict(list)
-        with serving(args.model) as (url, endpoints):
+        with app_serving(args.model) as (url, endpoints):
             client = Client(url, verbose=False)
             for endpoint, photo, strength in calls:
                 if endpoint not in endpoints:

@@ -6,6 +6,7 @@ pytest `pythonpath` puts tests/ on sys.path.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -151,19 +152,37 @@ def load_app():
     return module
 
 
+# `python -c TORCH_PROBE ARGS...`: the dpe CLI on ARGS, then whether it imported torch
+TORCH_PROBE = """
+import sys
+from dpe_hf.cli import main
+code = main(sys.argv[1:])
+print("TORCH_IMPORTED", "torch" in sys.modules, flush=True)
+sys.exit(code)
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def serve_app(model: str | None):
-    """The demo on a free local port, for a module-scoped fixture: yields its address, then closes it."""
+@contextlib.contextmanager
+def serving(model: str | None, max_file_size: str = "50mb"):
+    """The demo on a free local port until the block ends: yields (its address, the Blocks).
+    `benchmarks/app_load.py` serves the app with it too."""
     demo = load_app().build_demo(model)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                max_file_size="50mb")
+                max_file_size=max_file_size)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", demo
     finally:
         demo.close()
+
+
+def serve_app(model: str | None):
+    """The demo on a free local port, for a module-scoped fixture: yields its address, then closes it."""
+    with serving(model) as (url, _):
+        yield url

@@ -21,16 +21,10 @@ from dpe_hf.export.onnx_runtime import OnnxGenerator
 from dpe_hf.hub import bundled_models, load_generator
 from dpe_hf.imageio import read_image, write_image
 from dpe_hf.model_spec import BUNDLED_ONNX, bundled_onnx
+from helpers import TORCH_PROBE
 
 BUNDLED = sorted(bundled_models())
 
-SCRIPT = """
-import sys
-from dpe_hf.cli import main
-code = main(sys.argv[1:])
-print("TORCH_IMPORTED", "torch" in sys.modules, flush=True)
-sys.exit(code)
-"""
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -51,7 +45,7 @@ def test_default_enhance_on_cpu_runs_without_torch_and_matches_torch(tmp_path):
     write_image(photo, generated_photo((300, 400), seed=5))
     # 400 px > 128: the guided carry runs; PNG, since JPEG's quantisation can turn one level into several
     args = ["enhance", str(photo), "--max-side", "128", "--device", "cpu", "--ext", "png"]
-    done = subprocess.run([sys.executable, "-c", SCRIPT, *args, "-o", str(tmp_path / "auto")],
+    done = subprocess.run([sys.executable, "-c", TORCH_PROBE, *args, "-o", str(tmp_path / "auto")],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "TORCH_IMPORTED False" in done.stdout, done.stdout

@@ -17,17 +17,11 @@ from dpe_hf.cli import main
 from dpe_hf.data.generated import generated_photo
 from dpe_hf.imageio import read_image, write_image
 from dpe_hf.models.generator import DPEGenerator
+from helpers import TORCH_PROBE
 
 HAS_ONNX = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
 pytestmark = pytest.mark.skipif(not HAS_ONNX, reason="needs the [export] extra (onnx, onnxruntime)")
 
-SCRIPT = """
-import sys
-from dpe_hf.cli import main
-code = main(sys.argv[1:])
-print("TORCH_IMPORTED", "torch" in sys.modules, flush=True)
-sys.exit(code)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
 
 def _run_cli(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", TORCH_PROBE, *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
