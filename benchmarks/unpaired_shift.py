@@ -12,8 +12,9 @@ four global statistics that an unpaired critic can see and a photographer would 
 
 and the distance between two sets is the Fréchet distance between Gaussians fitted to these
 vectors (FID's formula on 4 named features instead of 2048 Inception ones). The table shows,
-for each method, the distance of its outputs to the target set (`DATA/target/*`, 195 photos)
-and the mean of each statistic. Lower distance = closer to the photos you like.
+for each method, the distance of its outputs to the target set (`DATA/target/*`; `--target`
+picks folders, e.g. `target/fivek-expertC-256` for expert C's look; a retouch of a fivek-dev
+photo is never part of it) and the mean of each statistic. Lower distance = closer to the photos you like.
 
 The "ordinary" photos enhanced are ones that no GAN recipe trains on (its sources are
 `source/*`): the 14 FiveK inputs (`fivek-dev/input`; the supervised dpe-expertC saw 9 of them)
@@ -104,13 +105,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="model folders, run folders, bundled names or repo ids")
     parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES),
                         help="folders under DATA with the ordinary photos to enhance")
+    parser.add_argument("--target", nargs="+", default=[TARGET],
+                        help="folders under DATA with the photos to move toward (default: all of "
+                             "target/); a retouch of a fivek-dev photo is left out")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"error: {args.data}: no data folder (pass --data)", file=sys.stderr)
         return 2
 
-    target = statistics_of(_files([args.data / TARGET]))
+    from dpe_hf.data.fivek import fivek_id
+
+    dev_ids = {fivek_id(p.name) for p in _files([args.data / "fivek-dev"])} - {None}
+    target_files = [p for p in _files([args.data / t for t in args.target]) if fivek_id(p.name) not in dev_ids]
+    target = statistics_of(target_files)
     sources = _files([args.data / s for s in args.sources])
     half = len(target) // 2
     rows = {"target (half vs half)": (target[:half], frechet_distance(target[:half], target[half:]))}

@@ -191,14 +191,40 @@ def _pair_mse(a: Tensor, b: Tensor, c: Tensor | None, d: Tensor | None, what: st
     return loss
 
 
-def identity_loss(x: Tensor, y_fake: Tensor, y: Tensor | None = None, x_fake: Tensor | None = None) -> Tensor:
+IDENTITY_SPACES = ("srgb", "log")
+LOG_FLOOR = 0.05  # log(v + LOG_FLOOR): below about this level, differences count as in sRGB
+
+
+def identity_loss(x: Tensor, y_fake: Tensor, y: Tensor | None = None, x_fake: Tensor | None = None,
+                  *, space: str = "srgb") -> Tensor:
     """Identity (content-preservation) loss ``MSE(x, y') [+ MSE(y, x')]``.
 
     ``x``: input photos, ``y_fake = G_X(x)``: their enhanced versions (same shape). In the
     two-way (cycle) setting also pass ``y``: target-domain photos and ``x_fake = G_Y(y)``.
     MSE is the mean over all elements; the result is a 0-dim tensor.
+
+    ``space="log"`` compares ``log(v + LOG_FLOOR)`` instead of the sRGB values, times
+    ``(mean(x) + LOG_FLOOR)²`` (detached) so that a small change at the photos' mean level costs
+    what it costs in sRGB and the weight α keeps its scale. In sRGB a gain ``k x`` that brightens
+    a dark photo's mean by ``d`` costs ``E[x²] / E[x]²`` times a uniform lift ``x + d`` (1.6-1.7
+    on dark source photos), so the identity term pushes a GAN toward lifted blacks, a hazy look;
+    in log space a gain is a uniform shift and the lift is the expensive move.
     """
-    return _pair_mse(x, y_fake, y, x_fake, "identity_loss", "y and x_fake")
+    if space not in IDENTITY_SPACES:
+        raise ValueError(f"identity_loss: space {space!r} is not one of {', '.join(IDENTITY_SPACES)}")
+    if space == "srgb":
+        return _pair_mse(x, y_fake, y, x_fake, "identity_loss", "y and x_fake")
+    loss = _log_mse(x, y_fake)
+    if (y is None) != (x_fake is None):
+        raise ValueError("identity_loss: pass both y and x_fake or neither")
+    return loss if y is None else loss + _log_mse(y, x_fake)
+
+
+def _log_mse(reference: Tensor, output: Tensor) -> Tensor:
+    scale = (reference.detach().mean() + LOG_FLOOR) ** 2
+    # a generator's raw output may go below 0, where the log would not be defined
+    log = lambda v: torch.log(v.clamp_min(0.0) + LOG_FLOOR)  # noqa: E731
+    return scale * F.mse_loss(log(output), log(reference))
 
 
 def cycle_loss(x: Tensor, x_cycled: Tensor, y: Tensor | None = None, y_cycled: Tensor | None = None) -> Tensor:

@@ -172,6 +172,32 @@ def test_identity_cycle_supervised():
         L.cycle_loss(x, x, None, y)
 
 
+def test_log_identity_is_hand_computed_value():
+    x = torch.full((1, 3, 2, 2), 0.15)
+    out = torch.full((1, 3, 2, 2), 0.35)
+    # (mean(x) + 0.05)² · (log(0.40) - log(0.20))² = 0.04 · log(2)²
+    expected = 0.04 * math.log(2.0) ** 2
+    assert L.identity_loss(x, out, space="log").item() == pytest.approx(expected, rel=1e-5)
+    assert L.identity_loss(x, out, x, out, space="log").item() == pytest.approx(2 * expected, rel=1e-5)
+    assert L.identity_loss(x, x, space="log").item() == 0.0
+    with pytest.raises(ValueError, match="space"):
+        L.identity_loss(x, x, space="lab")
+    with pytest.raises(ValueError):
+        L.identity_loss(x, x, x, space="log")
+
+
+def test_log_identity_charges_a_lift_more_than_a_gain_on_a_dark_photo():
+    # a dark photo with a few highlights; brighten its mean by 0.1 with a gain or a uniform lift
+    torch.manual_seed(0)
+    dark = (torch.rand(1, 3, 32, 32) ** 3) * 0.6
+    gain = dark * (dark.mean() + 0.1) / dark.mean()
+    lift = dark + 0.1
+    assert gain.mean().item() == pytest.approx(lift.mean().item(), abs=1e-6)
+    # in sRGB the lift is the cheaper move (what hazes a GAN); in log space the gain is
+    assert L.identity_loss(dark, lift).item() < L.identity_loss(dark, gain).item()
+    assert L.identity_loss(dark, gain, space="log").item() < 0.5 * L.identity_loss(dark, lift, space="log").item()
+
+
 # The DDP half runs in a child process that leaves with os._exit: tearing down a gloo group
 # can hang in torch's destructors (seen once in CI, the pytest process stuck joining a gloo
 # thread), and a child that skips them cannot hang the suite.

@@ -29,6 +29,7 @@ class ModelConfig:
     selu: str = "released"
     init_scale: float | None = 1e-3
     init_from: str | None = None  # a model folder, run folder, bundled name or repo id to start from
+    inverse_init_from: str | None = None  # 2-way GAN: G_Y's start (e.g. a run with data.reverse)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class DataConfig:
     synthetic: list[str] = field(default_factory=list)
     generated: int = 0  # also make this many procedural photos (smoke runs, no data needed)
     paired_weight: float = 0.5  # share of each batch drawn from real pairs when both kinds exist
+    reverse: bool = False  # learn target -> input (the edit's inverse: a start for a 2-way GAN's G_Y)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)  # ranges of the synthetic edits
     # real pairs: a random edit of the input only (target kept), e.g. exposure and white balance
     # only, so that the result learnt does not depend on how the camera exposed; null: none
@@ -65,7 +67,15 @@ class DataConfig:
 @dataclass
 class GANConfig:
     n_critic: int = 50
-    alpha: float = 1000.0  # identity weight; the cycle loss weighs 10 * alpha
+    alpha: float = 1000.0  # identity weight
+    cycle_weight: float | None = None  # the cycle loss's weight; None: 10 * alpha (paper)
+    # the generators' BN layers normalise with their running statistics (model.init_from's) and
+    # never update them: a trained generator is fine-tuned as it runs when enhancing
+    frozen_bn: bool = False
+    # what the identity term holds each generator's output to: its input (paper), or its own
+    # output at the start (model.init_from), so that fine-tuning keeps what a trained one knows
+    identity_to: str = "input"
+    identity_space: str = "srgb"  # srgb (paper) | log: a gain is cheaper than a lift (losses.identity_loss)
     loss: str = "wgan"  # wgan | lsgan | vanilla
     lambda_rule: str = "paper"  # paper | released | fixed
     lambda0: float = 10.0

@@ -106,7 +106,15 @@ def pair_stream(config: TrainConfig, accelerator):
 
 
 def validation_pairs(config: TrainConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """Fixed (name, input, target) pairs, each (1,3,H,W) with long side `max_side`."""
+    """Fixed (name, input, target) pairs, each (1,3,H,W) with long side `max_side`; with
+    `data.reverse` (supervised), (name, target, input), the way that run learns."""
+    pairs = _validation_pairs(config)
+    if config.data.reverse and config.mode == "supervised":
+        pairs = [(name, y, x) for name, x, y in pairs]
+    return pairs
+
+
+def _validation_pairs(config: TrainConfig) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     data = config.data
     if data.val_input and data.val_expert:
         return _as_tensors(corpora.load_pairs(data.val_input, data.val_expert, ids=data.val_ids), data.max_side)

@@ -29,6 +29,8 @@ class SupervisedTask:
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = zip(*(next(self._examples) for _ in range(self.config.batch_size)))
+        if self.config.data.reverse:
+            xs, ys = ys, xs
         device = self.accelerator.device
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         return (torch.stack(xs).to(device, memory_format=memory_format),

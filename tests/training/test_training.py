@@ -316,3 +316,30 @@ def test_interrupt_saves_a_checkpoint_and_resume_goes_on(tmp_path, sig):
         run_training(["--config", str(SMOKE), "--output-dir", str(run), "--resume", "--set", f"steps={step + 2}",
                       "--set", "val_every=0"])
         assert (run / "generator" / "model.safetensors").is_file()
+
+
+def test_reverse_trains_the_inverse_edit(tmp_path):
+    """data.reverse swaps every pair, in training batches and in validation, and nothing else."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from dpe_hf.training.data import validation_pairs
+    from dpe_hf.training.supervised import SupervisedTask
+
+    def first_batch(reverse: bool):
+        AcceleratorState._reset_state(True)
+        config = build_config({"mode": "supervised", "seed": 0, "batch_size": 2, "output_dir": str(tmp_path),
+                               "model": {"width": 0.25},
+                               "data": {"generated": 2, "crop": 32, "max_side": 64, "reverse": reverse}})
+        try:
+            return SupervisedTask(config, Accelerator(cpu=True))._batch(), validation_pairs(config)
+        finally:
+            AcceleratorState._reset_state(True)
+
+    (x, y), val = first_batch(False)
+    (x_rev, y_rev), val_rev = first_batch(True)
+    assert not torch.equal(x, y)
+    assert torch.equal(x_rev, y) and torch.equal(y_rev, x)
+    assert len(val) == len(val_rev) > 0
+    for (name, a, b), (name_rev, c, d) in zip(val, val_rev):
+        assert name == name_rev and torch.equal(a, d) and torch.equal(b, c)

@@ -1,0 +1,126 @@
+"""What pulls a GAN fine-tune of a trained enhancer where it goes: the measurements behind
+configs/dpe-expertC-unpaired.yaml (docs/training.md, "Unpaired toward expert C").
+
+    python benchmarks/gan_diagnostics.py --start runs/unpaired-pretrain \\
+        [--inverse runs/unpaired-inverse] [--runs RUN ...] [--data ../shared/data]
+
+Prints, on photos of the recipe's source folders (no pair is used):
+* gain vs lift: what the identity term charges for brightening a photo's mean by 0.1 with a
+  gain (k x) against a uniform lift (x + 0.1), in sRGB (the paper's MSE) and in log space
+  (`gan.identity_space: log`); medians over the photos and over the dark ones (mean < 0.25);
+* loss terms at the start: MSE(G_X(x), x) and the cycle MSE(x, G_Y(G_X(x))) on source crops,
+  with G_Y at the identity and, given --inverse, started from that run; times α 250 and 10 α;
+* BN drift: fivek-dev PSNR of --start before and after 200 training-mode forward passes of
+  batches of 4 source crops, without any weight update;
+* for each --runs RUN: PSNR of its output against its own input over the fivek-dev inputs
+  (high: near the identity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import add_data_option, data_folder  # noqa: E402
+
+SOURCES = ("source/sice-part1", "source/lowlight", "source/dpe-internet")
+ALPHA = 250.0
+
+
+def gain_vs_lift(files, floor: float = 0.05) -> dict[str, float]:
+    from dpe_hf.imageio import read_image, to_float32
+    from dpe_hf.ops.guided import downscale_long_side
+
+    srgb, log, dark = [], [], []
+    for f in files:
+        x = to_float32(downscale_long_side(read_image(f)[0], 256)).astype(np.float64)
+        mean = x.mean()
+        gain, lift = np.clip(x * (mean + 0.1) / mean, 0, 1), np.clip(x + 0.1, 0, 1)
+        srgb.append(((gain - x) ** 2).mean() / ((lift - x) ** 2).mean())
+        lg = lambda v: np.log(v + floor)  # noqa: E731
+        log.append(((lg(gain) - lg(x)) ** 2).mean() / ((lg(lift) - lg(x)) ** 2).mean())
+        dark.append(mean < 0.25)
+    srgb, log, dark = np.array(srgb), np.array(log), np.array(dark)
+    return {"sRGB": float(np.median(srgb)), "sRGB dark": float(np.median(srgb[dark])),
+            "log": float(np.median(log)), "log dark": float(np.median(log[dark])), "dark": int(dark.sum())}
+
+
+def fivek_psnr(model, data: Path) -> float:
+    from dpe_hf.evaluation import evaluate_pairs, mean_scores, pair_by_stem
+    from dpe_hf.inference import enhance
+
+    model.eval()
+    pairs = pair_by_stem(data / "fivek-dev" / "input", data / "fivek-dev" / "expertC").pairs
+    return mean_scores(evaluate_pairs(pairs, lambda im: enhance(model, im)).rows)["psnr"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_option(parser)
+    parser.add_argument("--start", required=True, help="the trained G_X a GAN starts from")
+    parser.add_argument("--inverse", help="the G_Y it starts from (a run with data.reverse)")
+    parser.add_argument("--runs", nargs="*", default=[], help="GAN runs: how near the identity they ended")
+    parser.add_argument("--photos", type=int, default=120, help="photos per source folder for gain vs lift")
+    args = parser.parse_args(argv)
+    data = data_folder(parser, args.data)
+
+    import torch
+
+    from dpe_hf.data import corpora
+    from dpe_hf.hub import load_generator
+    from dpe_hf.imageio import list_images, read_image, to_float32
+    from dpe_hf.inference import enhance
+    from dpe_hf.models.generator import DPEGenerator
+
+    rng = np.random.default_rng(0)
+    print("identity cost of a gain / of a lift brightening the mean by 0.1 (median; dark: mean < 0.25)")
+    for folder in SOURCES[:2]:
+        files = list_images(data / folder, recursive=True)
+        files = [files[i] for i in rng.choice(len(files), min(args.photos, len(files)), replace=False)]
+        r = gain_vs_lift(files)
+        print(f"  {folder:20s} sRGB {r['sRGB']:.2f} (dark {r['sRGB dark']:.2f})   "
+              f"log {r['log']:.2f} (dark {r['log dark']:.2f})   {len(files)} photos, {r['dark']} dark")
+
+    images = corpora.load_images([str(data / s) for s in SOURCES])
+    crops = iter(corpora.ImageCrops(images, 128, 0, max_side=256))
+    x = torch.stack([next(crops) for _ in range(32)])
+    g_x = load_generator(args.start).eval()
+    with torch.no_grad():
+        change = float(((g_x(x) - x) ** 2).mean())
+        print(f"loss terms at the start (32 source crops): MSE(G_X(x), x) {change:.4f}: "
+              f"identity α·{change:.4f} = {ALPHA * change:.2f}; cycle with G_Y at the identity "
+              f"10α·{change:.4f} = {10 * ALPHA * change:.2f}")
+        if args.inverse:
+            cycle = float(((load_generator(args.inverse).eval()(g_x(x)) - x) ** 2).mean())
+            print(f"  cycle with G_Y from {args.inverse}: 10α·{cycle:.4f} = {10 * ALPHA * cycle:.2f}")
+
+    drifting = DPEGenerator(width=g_x.width, individual_bn=True)
+    drifting.load_single_bn_weights(g_x.state_dict())
+    before = fivek_psnr(drifting, data)
+    drifting.train()
+    with torch.no_grad():
+        for _ in range(200):
+            drifting(torch.stack([next(crops) for _ in range(4)]), bn_set=0)
+    print(f"BN drift: fivek-dev {before:.2f} dB -> {fivek_psnr(drifting, data):.2f} dB after 200 "
+          "training-mode batches of 4 source crops, weights unchanged")
+
+    inputs = list_images(data / "fivek-dev" / "input")
+    for spec in [args.start, *args.runs]:
+        model = load_generator(spec).eval()
+        psnrs = []
+        for f in inputs:
+            photo = read_image(f)[0]
+            mse = float(((to_float32(enhance(model, photo)) - to_float32(photo)) ** 2).mean())
+            psnrs.append(10 * np.log10(1.0 / mse))
+        print(f"output vs input, fivek-dev: {spec}: {np.mean(psnrs):.2f} dB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
