@@ -169,6 +169,8 @@ def test_lsgan_has_no_penalty_and_no_lambda(make_task):
     ({"gan": {"lambda_rule": "sometimes"}}, "gan.lambda_rule"),
     ({"gan": {"loss": "hinge"}}, "gan.loss"),
     ({"gan": {"critic_norm": "batch"}}, "gan.critic_norm"),
+    ({"gan": {"identity_space": "lab"}}, "gan.identity_space"),
+    ({"gan": {"identity_to": "target"}}, "gan.identity_to"),
     ({"grad_accum": 2}, "grad_accum"),
 ])
 def test_bad_gan_settings_are_named(tmp_path, settings, message):
@@ -181,7 +183,8 @@ def test_bad_gan_settings_are_named(tmp_path, settings, message):
         AcceleratorState._reset_state(True)
 
 
-@pytest.mark.parametrize("name", ["gan1way", "gan2way", "gan2way-cpu", "smoke-gan1way", "smoke-gan2way"])
+@pytest.mark.parametrize("name", ["gan1way", "gan2way", "gan2way-cpu", "smoke-gan1way", "smoke-gan2way",
+                                  "dpe-expertC-unpaired"])
 def test_recipes_are_valid(name):
     config = build_config(read_yaml(CONFIGS / f"{name}.yaml"), {"data": {"root": "/photos"}})
     assert config.mode == ("gan1way" if "1way" in name else "gan2way")
@@ -193,6 +196,22 @@ def test_recipes_are_valid(name):
     if name in ("gan1way", "gan2way"):  # the paper's settings
         assert (config.data.crop, config.gan.n_critic, config.lr, config.batch_size) == (512, 50, 1e-5, 3)
         assert (config.gan.alpha, config.gan.lambda_rule, config.gan.lambda0) == (1000.0, "paper", 10.0)
+
+
+def test_the_unpaired_recipe_never_learns_from_an_expert_c_pixel():
+    """dpe-expertC-unpaired: stage 1 and G_Y's start are synthetic pairs of non-FiveK photos, the
+    GAN sees expert C's retouches only through its critic, and the fivek-dev pairs only validate
+    (which also leaves their retouches out of the target folder)."""
+    root = {"data": {"root": "/photos"}}
+    gan = build_config(read_yaml(CONFIGS / "dpe-expertC-unpaired.yaml"), root)
+    pretrain = build_config(read_yaml(CONFIGS / "unpaired-pretrain.yaml"), root)
+    assert gan.mode == "gan2way" and pretrain.mode == "supervised"
+    for config in (gan, pretrain):
+        assert config.data.input is None and config.data.expert is None
+        assert not any("fivek" in folder for folder in [*config.data.synthetic, *config.data.source])
+    assert gan.data.synthetic == [] and gan.data.target == ["/photos/target/fivek-expertC-256"]
+    assert (gan.data.val_input, gan.data.val_expert) == ("/photos/fivek-dev/input", "/photos/fivek-dev/expertC")
+    assert (gan.model.init_from, gan.model.inverse_init_from) == (pretrain.output_dir, "runs/unpaired-inverse")
 
 
 # -- end to end on generated data ---------------------------------------------------------------
@@ -251,3 +270,55 @@ def test_resume_is_exact_and_keeps_the_lambda_state(straight_2way, tmp_path):
     assert resumed == straight
     first = next(row for row in resumed if row["step"] == 4)
     assert first["D_Y/moving_average"] != first["D_Y/grad_norm"]  # the window holds steps 1-4
+
+
+def test_g_y_starts_from_inverse_init_from(tmp_path):
+    torch.manual_seed(3)
+    start = DPEGenerator(width=0.25, init_scale=None)  # random weights: far from the identity
+    start.save_pretrained(tmp_path / "inverse")
+    AcceleratorState._reset_state(True)
+    try:
+        config = build_config({"mode": "gan2way", "model": {"width": 0.25, "inverse_init_from": str(tmp_path / "inverse")},
+                               "gan": {"critic_width": 0.25}})
+        task = GANTask(config, Accelerator(cpu=True), with_data=False)
+    finally:
+        AcceleratorState._reset_state(True)
+    g_x, g_y = (g.eval() for g in task.raw_generators)
+    x = batch(5)
+    with torch.no_grad():
+        expected = start.eval()(x)
+        torch.testing.assert_close(g_y(x, bn_set=0), expected)
+        torch.testing.assert_close(g_y(x, bn_set=1), expected)
+        assert (g_x(x, bn_set=0) - expected).abs().max() > 1e-2  # G_X is not given those weights
+
+
+def test_frozen_bn_fine_tunes_with_the_running_statistics(make_task):
+    task = make_task("gan2way", frozen_bn=True)
+    g_x = task.raw_generators[0]
+    buffers = [b.clone() for g in task.raw_generators for b in g.buffers()]
+    x = batch(9)
+    with torch.no_grad():
+        as_enhancing = g_x.eval()(x, bn_set=0)
+        g_x.train()
+        assert torch.equal(g_x(x, bn_set=0), as_enhancing)  # train mode normalises as eval does
+    before = snapshot(task.raw_generators)
+    task.generator_step(batch(10), batch(11))
+    assert any(not torch.equal(a, b) for a, b in zip(before, snapshot(task.raw_generators)))  # weights moved
+    for a, b in zip(buffers, (b for g in task.raw_generators for b in g.buffers())):
+        assert torch.equal(a, b)  # running statistics did not
+
+    plain = make_task("gan2way")
+    with torch.no_grad():
+        plain.raw_generators[0].train()
+        assert not torch.equal(plain.raw_generators[0](x, bn_set=0), plain.raw_generators[0].eval()(x, bn_set=0))
+
+
+@pytest.mark.parametrize("mode", ["gan1way", "gan2way"])
+def test_identity_to_start_holds_the_generators_to_where_they_started(make_task, mode):
+    held_to_start = make_task(mode, identity_to="start", frozen_bn=True)
+    first = held_to_start.generator_step(batch(12), batch(13))
+    assert first["G/identity"] == 0.0  # not moved yet: each output is its start's
+    second = held_to_start.generator_step(batch(12), batch(13))
+    assert second["G/identity"] > 0.0
+    held_to_input = make_task(mode, frozen_bn=True)
+    assert held_to_input.generator_step(batch(12), batch(13))["G/identity"] > 0.0

@@ -71,9 +71,9 @@ def test_precedence_preset_then_config_then_set(tmp_path, photos):
     recipe.write_text("lr: 0.5\nsteps: 7\n")
     config = config_for(["--preset", "unpaired", "--config", str(recipe), "--set", "steps=3",
                          "--source", str(photos["source"]), "--target", str(photos["target"])])
-    assert config.lr == 0.5  # the config file over the preset (1e-4)
+    assert config.lr == 0.5  # the config file over the preset (5e-6)
     assert config.steps == 3  # --set over the config file
-    assert (config.data.crop, config.gan.n_critic) == (128, 2)  # the preset where nothing else says
+    assert (config.data.crop, config.gan.n_critic) == (128, 5)  # the preset where nothing else says
     assert config.data.source == [str(photos["source"])]
 
 
