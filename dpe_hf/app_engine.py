@@ -34,6 +34,7 @@ from PIL import Image
 from dpe_hf.batch import DEFAULT_QUALITY, DEFAULT_SUFFIX, load_model, output_name
 from dpe_hf.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from dpe_hf.imageio import WRITE_SUFFIXES, ImageMeta, read_image, write_image
+from dpe_hf.imageio.jpeg import encode_rgb_jpeg
 from dpe_hf.errors import ImageReadError, ImageTooLargeError
 from dpe_hf.export.lut import fit_lut, identity_lut, write_cube
 from dpe_hf.enhancer import Enhancer, LowPair, blend
@@ -111,6 +112,10 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def jpeg_bytes(arr: np.ndarray) -> bytes:
+    """A preview as JPEG (4:2:0, Pillow's default), through the codec `dpe enhance` writes with."""
+    encoded = encode_rgb_jpeg(arr, PREVIEW_QUALITY, full_chroma=False, exif=None, icc=None)
+    if encoded is not None:
+        return encoded
     buffer = io.BytesIO()
     Image.fromarray(arr).save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
