@@ -51,12 +51,12 @@ def gain_vs_lift(files, floor: float = 0.05) -> dict[str, float]:
             "log": float(np.median(log)), "log dark": float(np.median(log[dark])), "dark": int(dark.sum())}
 
 
-def fivek_psnr(model, data: Path) -> float:
-    from dpe_hf.evaluation import evaluate_pairs, mean_scores, pair_by_stem
+def mean_psnr(model, pairs) -> float:
+    """Mean PSNR over `pairs` ((name, input, reference) paths) of the model's outputs."""
+    from dpe_hf.evaluation import evaluate_pairs, mean_scores
     from dpe_hf.inference import enhance
 
     model.eval()
-    pairs = pair_by_stem(data / "fivek-dev" / "input", data / "fivek-dev" / "expertC").pairs
     return mean_scores(evaluate_pairs(pairs, lambda im: enhance(model, im)).rows)["psnr"]
 
 
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dpe_hf.data import corpora
+    from dpe_hf.evaluation import pair_by_stem
     from dpe_hf.hub import load_generator
-    from dpe_hf.imageio import list_images, read_image, to_float32
-    from dpe_hf.inference import enhance
+    from dpe_hf.imageio import list_images
     from dpe_hf.models.generator import DPEGenerator
 
     rng = np.random.default_rng(0)
@@ -92,33 +92,29 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.stack([next(crops) for _ in range(32)])
     g_x = load_generator(args.start).eval()
     with torch.no_grad():
-        change = float(((g_x(x) - x) ** 2).mean())
+        enhanced = g_x(x)
+        change = float(((enhanced - x) ** 2).mean())
         print(f"loss terms at the start (32 source crops): MSE(G_X(x), x) {change:.4f}: "
               f"identity α·{change:.4f} = {ALPHA * change:.2f}; cycle with G_Y at the identity "
               f"10α·{change:.4f} = {10 * ALPHA * change:.2f}")
         if args.inverse:
-            cycle = float(((load_generator(args.inverse).eval()(g_x(x)) - x) ** 2).mean())
+            cycle = float(((load_generator(args.inverse).eval()(enhanced) - x) ** 2).mean())
             print(f"  cycle with G_Y from {args.inverse}: 10α·{cycle:.4f} = {10 * ALPHA * cycle:.2f}")
 
+    pairs = pair_by_stem(data / "fivek-dev" / "input", data / "fivek-dev" / "expertC").pairs
     drifting = DPEGenerator(width=g_x.width, individual_bn=True)
     drifting.load_single_bn_weights(g_x.state_dict())
-    before = fivek_psnr(drifting, data)
+    before = mean_psnr(drifting, pairs)
     drifting.train()
     with torch.no_grad():
         for _ in range(200):
             drifting(torch.stack([next(crops) for _ in range(4)]), bn_set=0)
-    print(f"BN drift: fivek-dev {before:.2f} dB -> {fivek_psnr(drifting, data):.2f} dB after 200 "
+    print(f"BN drift: fivek-dev {before:.2f} dB -> {mean_psnr(drifting, pairs):.2f} dB after 200 "
           "training-mode batches of 4 source crops, weights unchanged")
 
-    inputs = list_images(data / "fivek-dev" / "input")
+    to_input = [(name, photo, photo) for name, photo, _ in pairs]  # scored against its own input
     for spec in [args.start, *args.runs]:
-        model = load_generator(spec).eval()
-        psnrs = []
-        for f in inputs:
-            photo = read_image(f)[0]
-            mse = float(((to_float32(enhance(model, photo)) - to_float32(photo)) ** 2).mean())
-            psnrs.append(10 * np.log10(1.0 / mse))
-        print(f"output vs input, fivek-dev: {spec}: {np.mean(psnrs):.2f} dB")
+        print(f"output vs input, fivek-dev: {spec}: {mean_psnr(load_generator(spec), to_input):.2f} dB")
     return 0
 
 

@@ -182,13 +182,15 @@ ADVERSARIAL_LOSSES: dict[str, tuple[CriticLoss, GeneratorLoss]] = {
 # ---------------------------------------------------------------------------------------
 
 
-def _pair_mse(a: Tensor, b: Tensor, c: Tensor | None, d: Tensor | None, what: str, names: str) -> Tensor:
-    loss = F.mse_loss(b, a)
+def _pair_loss(a: Tensor, b: Tensor, c: Tensor | None, d: Tensor | None, what: str, names: str,
+               loss: Callable[[Tensor, Tensor], Tensor] = F.mse_loss) -> Tensor:
+    """``loss(b, a) [+ loss(d, c)]``: (output, reference) pairs, the second one optional."""
+    total = loss(b, a)
     if (c is None) != (d is None):
         raise ValueError(f"{what}: pass both {names} or neither")
     if c is not None:
-        loss = loss + F.mse_loss(d, c)
-    return loss
+        total = total + loss(d, c)
+    return total
 
 
 IDENTITY_SPACES = ("srgb", "log")
@@ -212,15 +214,11 @@ def identity_loss(x: Tensor, y_fake: Tensor, y: Tensor | None = None, x_fake: Te
     """
     if space not in IDENTITY_SPACES:
         raise ValueError(f"identity_loss: space {space!r} is not one of {', '.join(IDENTITY_SPACES)}")
-    if space == "srgb":
-        return _pair_mse(x, y_fake, y, x_fake, "identity_loss", "y and x_fake")
-    loss = _log_mse(x, y_fake)
-    if (y is None) != (x_fake is None):
-        raise ValueError("identity_loss: pass both y and x_fake or neither")
-    return loss if y is None else loss + _log_mse(y, x_fake)
+    loss = F.mse_loss if space == "srgb" else _log_mse
+    return _pair_loss(x, y_fake, y, x_fake, "identity_loss", "y and x_fake", loss)
 
 
-def _log_mse(reference: Tensor, output: Tensor) -> Tensor:
+def _log_mse(output: Tensor, reference: Tensor) -> Tensor:
     scale = (reference.detach().mean() + LOG_FLOOR) ** 2
     # a generator's raw output may go below 0, where the log would not be defined
     log = lambda v: torch.log(v.clamp_min(0.0) + LOG_FLOOR)  # noqa: E731
@@ -232,7 +230,7 @@ def cycle_loss(x: Tensor, x_cycled: Tensor, y: Tensor | None = None, y_cycled: T
 
     ``x_cycled = G_Y(G_X(x))``; with the second pair, ``y_cycled = G_X(G_Y(y))``.
     """
-    return _pair_mse(x, x_cycled, y, y_cycled, "cycle_loss", "y and y_cycled")
+    return _pair_loss(x, x_cycled, y, y_cycled, "cycle_loss", "y and y_cycled")
 
 
 def supervised_loss(pred: Tensor, target: Tensor) -> Tensor:

@@ -360,8 +360,8 @@ class GANTask:
                     values.update({"G/adv_Y": adv_y, "G/adv_X": adv_x, "G/cycle": cycle})
                 else:
                     adversarial = adv_y
-                    identity = identity_loss(self._identity_references(x, y)[0], y_fake,
-                                             space=self.config.gan.identity_space)
+                    (x_ref,) = self._identity_references(x, y)
+                    identity = identity_loss(x_ref, y_fake, space=self.config.gan.identity_space)
                     loss = adversarial + alpha * identity
                 values.update({"G/adv": adversarial, "G/identity": identity, "G/loss": loss})
             skipped = nonfinite(acc, loss)
@@ -377,17 +377,16 @@ class GANTask:
         return values
 
     @torch.no_grad()
-    def _identity_references(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the identity loss holds G_X(x) and G_Y(y) to: x and y (the paper), or with
-        `gan.identity_to: start` the generators' outputs as they started. A trained enhancer
-        held to its input is pulled back to the identity: from a synthetic-pretrained G_X, 200
-        generator steps took fivek-dev from 21.53 to 17-18 dB (the input: 17.28)."""
+    def _identity_references(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        """What the identity loss holds each generator's output to, G_X's then (2-way) G_Y's:
+        its input (the paper), or with `gan.identity_to: start` its output as it started. A
+        trained enhancer held to its input is pulled back to the identity: from a
+        synthetic-pretrained G_X, 200 generator steps took fivek-dev from 21.53 to 17-18 dB (the
+        input: 17.28)."""
+        inputs = [x, y][:len(self.raw_generators)]
         if self.start_generators is None:
-            return x.float(), y.float()
-        references = [self.start_generators[0](x, bn_set=0).float()]
-        if self.two_way:
-            references.append(self.start_generators[1](y, bn_set=0).float())
-        return references[0], (references[1] if self.two_way else y.float())
+            return [v.float() for v in inputs]
+        return [g(v, bn_set=0).float() for g, v in zip(self.start_generators, inputs)]
 
     # -- what the loop calls -----------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
