@@ -2,7 +2,7 @@
 and exposure consistency on the SICE scenes.
 
     python benchmarks/quality.py [--data ../shared/data] [--model M ...] [--ids a4514,a2803] [--json]
-        [--previous REV] [--lut-from IDS] [--auto-exposure] [--contact-sheet [PNG]]
+        [--previous REV] [--lut-from IDS] [--tone-from DIR] [--auto-exposure] [--contact-sheet [PNG]]
         [--failures N [--failures-sheet PNG]]
 
 Reads DATA/fivek-dev/input/*.png and DATA/fivek-dev/expertC/*.png (the pairs, same names) and
@@ -15,6 +15,11 @@ prints one row per method with the mean over the pairs; the baselines are `dpe_h
                     map the inputs of the pairs IDS (e.g. those a model trained on) to expert C
                     and applied to every photo (`dpe_hf.baselines.FixedLut`, as `dpe lut`). It
                     adapts to nothing, so a model that chooses per photo should beat it;
+* tone match        with `--tone-from DIR`: expert C's average tone, each channel's histogram
+                    matched to the mean quantile curve of the photos in DIR (e.g.
+                    target/fivek-expertC-256, retouches without their inputs; those of the pairs
+                    scored are left out), `dpe_hf.baselines.ToneMatch`. It sets every photo's
+                    brightness, contrast and colour balance to the expert's average;
 * every --model     loaded with dpe_hf.hub.load_generator, run with dpe_hf.inference.enhance.
 
 * dpe-expertC @REV  with `--previous REV`: the bundled model as committed at git revision REV,
@@ -113,6 +118,19 @@ def previous_model_method(rev: str):
         return model_method(folder)  # loads the weights now, before the folder goes
 
 
+def tone_match_method(parser, folder: Path, scored: set[str]):
+    """`ToneMatch` fitted on the photos of `folder`, without those of a scored pair (FiveK id)."""
+    from dpe_hf.baselines import ToneMatch
+    from dpe_hf.data.fivek import fivek_id
+    from dpe_hf.imageio import list_images, read_image
+
+    photos = [p for p in list_images(folder) if fivek_id(p.name) not in scored]
+    if not photos:
+        parser.error(f"--tone-from {folder}: no photos (other than the scored pairs')")
+    print(f"tone match: {len(photos)} photos of {folder}", file=sys.stderr)
+    return ToneMatch.fit(read_image(p)[0] for p in photos)
+
+
 def sice_scenes(folder: Path) -> dict[str, list[Path]]:
     """{scene: its exposures, darkest first} from files named `<scene>_<k>_.jpg`."""
     scenes: dict[str, list[tuple[int, Path]]] = {}
@@ -176,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ids", help="comma-separated stems to evaluate (default: all pairs)")
     parser.add_argument("--lut-from", metavar="IDS",
                         help="also score one LUT fitted to map these pairs' inputs to expert C")
+    parser.add_argument("--tone-from", type=Path, metavar="DIR",
+                        help="also score every photo's histogram matched to the average of DIR's photos")
     parser.add_argument("--levels", type=float, default=0.0, metavar="W",
                         help="also score every model with W of auto-levels mixed in (dpe enhance --levels)")
     parser.add_argument("--auto-exposure", action="store_true",
@@ -308,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = {"identity": identity, "auto-levels": auto_levels, "PIL autocontrast": autocontrast}
     if args.lut_from:
         methods["fixed LUT"] = fixed_lut_method(select_pairs(parser, data / SUBSET, args.lut_from))
+    if args.tone_from:
+        methods["tone match"] = tone_match_method(parser, args.tone_from, {stem for stem, _, _ in pairs})
     methods.update(models)
 
     start = time.perf_counter()

@@ -8,7 +8,11 @@ Each takes an H x W x 3 uint8 / uint16 / float image and returns an image of the
 * `FixedLut`       one colour transform for every photo, e.g. an expert's average look: a 3D LUT
                    fitted over (input, retouch) pairs with `dpe_hf.export.lut.LutFitter`, each
                    photo weighing alike. It adapts to nothing, so a model that chooses per photo
-                   should beat it.
+                   should beat it;
+* `ToneMatch`      one tone distribution for every photo, e.g. an expert's average: each
+                   channel's histogram matched to the mean quantile curve of a set of photos
+                   (retouches without their inputs will do). It adapts the curve to each
+                   photo, but always toward the same distribution.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dpe_hf.imageio import to_float32
 from dpe_hf.export.lut import DEFAULT_SIZE, LutFitter, apply_lut
 from dpe_hf.ops.levels import HIGH_PERCENTILE, LOW_PERCENTILE, apply_levels, levels_bounds
 
-__all__ = ["FixedLut", "auto_levels", "autocontrast", "identity"]
+__all__ = ["FixedLut", "ToneMatch", "auto_levels", "autocontrast", "identity"]
 
 
 def identity(image: np.ndarray) -> np.ndarray:
@@ -61,3 +65,29 @@ class FixedLut:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return apply_lut(image, self.lut)
+
+
+class ToneMatch:
+    """Each channel mapped so that its quantiles become `quantiles` (float32 out, in [0, 1])."""
+
+    #: the percentiles matched: 0.5 to 99.5 %, as auto-levels' ends, in 100 steps
+    PERCENTILES = np.linspace(LOW_PERCENTILE, HIGH_PERCENTILE, 100)
+
+    def __init__(self, quantiles: np.ndarray):
+        self.quantiles = quantiles  # len(PERCENTILES) x 3, non-decreasing per channel
+
+    @classmethod
+    def fit(cls, images: Iterable[np.ndarray]) -> ToneMatch:
+        """The mean over `images` of each channel's quantile curve (the 1-D Wasserstein barycentre
+        of their histograms): every photo weighs alike, whatever its size."""
+        curves = [np.percentile(to_float32(image).reshape(-1, 3), cls.PERCENTILES, axis=0) for image in images]
+        if not curves:
+            raise ValueError("ToneMatch.fit needs at least one image")
+        return cls(np.mean(curves, axis=0))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        x = to_float32(image)
+        own = np.percentile(x.reshape(-1, 3), self.PERCENTILES, axis=0)
+        # a flat channel has repeated quantiles: np.interp needs them non-decreasing, which they are
+        out = [np.interp(x[..., c], own[:, c], self.quantiles[:, c]) for c in range(3)]
+        return np.clip(np.stack(out, axis=-1), 0.0, 1.0).astype(np.float32)

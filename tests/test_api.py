@@ -103,7 +103,7 @@ def test_lut_and_baseline_functions_are_there():
     for name in ("LutFitter", "apply_lut", "fit_lut", "identity_lut", "read_cube", "write_cube"):
         assert callable(getattr(lut, name)), name
     assert_keywords(lut.apply_lut, {"interp": "trilinear"})
-    assert set(baselines.__all__) == {"FixedLut", "auto_levels", "autocontrast", "identity"}
+    assert set(baselines.__all__) == {"FixedLut", "ToneMatch", "auto_levels", "autocontrast", "identity"}
 
 
 # -- the `dpe` command ------------------------------------------------------------------------------

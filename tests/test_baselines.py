@@ -1,13 +1,13 @@
 """The baselines a model is measured against (dpe_hf.baselines), each checked against a reference
 computed here another way: a numpy percentile stretch and scikit-image's rescale_intensity for
-auto-levels, PIL's histogram-cut rule written out for autocontrast, and colour maps known exactly
-for the fixed LUT."""
+auto-levels, PIL's histogram-cut rule written out for autocontrast, colour maps known exactly
+for the fixed LUT, and scikit-image's match_histograms and a known barycentre for the tone match."""
 
 import numpy as np
 import pytest
 from skimage.exposure import rescale_intensity
 
-from dpe_hf.baselines import FixedLut, auto_levels, autocontrast, identity
+from dpe_hf.baselines import FixedLut, ToneMatch, auto_levels, autocontrast, identity
 from helpers import photo
 
 
@@ -125,3 +125,32 @@ def test_fixed_lut_is_the_average_look_of_its_pairs():
     bigger = np.repeat(grid, 2, axis=0)
     resized = FixedLut.fit([(bigger, np.repeat(darker, 2, axis=0)), (grid, warmer)], size=9)
     np.testing.assert_allclose(resized.lut, mean.lut, atol=1e-5)
+
+
+def test_tone_match_agrees_with_scikit_image_histogram_matching():
+    from skimage.exposure import match_histograms
+
+    rng = np.random.default_rng(0)
+    source = np.clip(rng.beta(2, 5, (60, 80, 3)) + np.linspace(0, 0.1, 80)[None, :, None], 0, 1)
+    reference = np.clip(rng.beta(4, 2, (50, 70, 3)) * np.array([1.0, 0.9, 0.8]), 0, 1)
+    ours = ToneMatch.fit([reference])(source)
+    theirs = match_histograms(source, reference, channel_axis=-1)
+    assert ours.dtype == np.float32 and ours.shape == source.shape
+    # 100 quantiles between 0.5 and 99.5 % against scikit-image's every value: the tails differ a little
+    assert np.abs(ours - theirs).mean() < 0.005 and np.percentile(np.abs(ours - theirs), 99) < 0.03
+
+
+def test_tone_match_averages_quantile_curves_not_histograms():
+    # two photos that differ by a shift of 0.2: the barycentre is the photo shifted by 0.1, where
+    # pooling their pixels would give a wider, two-humped histogram
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.2, 0.5, (40, 40, 3))
+    prior = ToneMatch.fit([a, a + 0.2])
+    np.testing.assert_allclose(prior.quantiles, np.percentile(a.reshape(-1, 3) + 0.1, ToneMatch.PERCENTILES, axis=0),
+                               atol=1e-9)
+    # a photo matched to a set of itself comes back, up to the 0.5 % tails
+    out = ToneMatch.fit([a])(a)
+    inner = (a > np.percentile(a, 1)) & (a < np.percentile(a, 99))
+    np.testing.assert_allclose(out[inner], a[inner], atol=1e-3)
+    with pytest.raises(ValueError, match="at least one image"):
+        ToneMatch.fit([])

@@ -287,6 +287,20 @@ def test_quality_lut_from_adds_expert_cs_average_look(quality, data, capsys):
     assert rows["fixed LUT"]["psnr"] > rows["identity"]["psnr"] + 10 and "expo_psnr" in rows["fixed LUT"]
 
 
+def test_quality_tone_from_matches_expert_cs_average_tone_without_the_scored_pairs(quality, data, capsys):
+    # retouches without their inputs, named as FiveK's: the one of the scored pair must not count
+    retouches = data / "target" / "retouches"
+    retouches.mkdir(parents=True)
+    for stem in ("a0001", "a0002", "a0003"):
+        Image.open(data / "fivek-dev" / "expertC" / f"{stem}.png").save(retouches / f"{stem}-IMG_1.jpg", quality=95)
+    assert quality.main(["--data", str(data), "--ids", "a0003", "--tone-from", str(retouches), "--json",
+                         "--no-exposure"]) == 0
+    out = capsys.readouterr()
+    rows = {row["name"]: row for row in json.loads(out.out)["methods"]}
+    assert f"tone match: 2 photos of {retouches}" in out.err
+    assert rows["tone match"]["psnr"] > rows["identity"]["psnr"] + 3
+
+
 def test_sice_sequences_split_where_the_scene_changes_and_drop_black_frames(quality, data):
     sequences = quality.sice_sequences(data / "source" / "sice-part1")
     assert {name: [p.name for p in paths] for name, paths in sequences.items()} == {
