@@ -114,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data}: no data folder (pass --data)", file=sys.stderr)
         return 2
 
+    missing = [f for f in (*args.target, *args.sources) if not (args.data / f).is_dir()]
+    if missing:
+        print(f"error: {args.data / missing[0]}: no such folder (--target and --sources are folders under DATA)",
+              file=sys.stderr)
+        return 2
+
     from dpe_hf.data.fivek import fivek_id
 
     dev_ids = {fivek_id(p.name) for p in _files([args.data / "fivek-dev"])} - {None}
