@@ -32,10 +32,11 @@ def warn(message: str) -> None:
 
 
 def progress(items, desc: str, total: int | None = None):
+    if not sys.stderr.isatty():  # no bar to draw: do not pay tqdm's import (15 ms) on a scripted run
+        return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True, leave=False)
+    return tqdm(items, desc=desc, total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 def fraction(text: str) -> float:

@@ -507,3 +507,23 @@ def test_a_model_that_fails_to_load_stops_the_run_with_one_line_and_no_output(tm
     out.mkdir()
     save(out / "p_enhanced.png", photo(48, 64, seed=2))  # nothing left to do: the model still has to load
     assert main(["enhance", str(image), "-o", str(out), "--model", str(folder), "--skip-existing"]) == 2
+
+
+def test_progress_draws_a_bar_only_on_a_terminal(monkeypatch):
+    import io
+
+    from dpe_hf.cli import common
+
+    items = [1, 2, 3]
+    monkeypatch.setattr(common.sys, "stderr", io.StringIO())  # a script's or a log's stderr
+    assert common.progress(items, "enhance") is items
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(common.sys, "stderr", terminal)
+    bar = common.progress(items, "enhance", total=3)
+    assert bar is not items and list(bar) == items
+    assert "enhance" in terminal.getvalue()
