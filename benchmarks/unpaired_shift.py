@@ -121,11 +121,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from dpe_hf.data.fivek import fivek_id
+    from dpe_hf.errors import ModelLoadError
 
+    try:  # every model loads before the slow part starts
+        methods = {spec: model_method(spec) for spec in args.model}
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     dev_ids = {fivek_id(p.name) for p in _files([args.data / "fivek-dev"])} - {None}
     target_files = [p for p in _files([args.data / t for t in args.target]) if fivek_id(p.name) not in dev_ids]
-    target = statistics_of(target_files)
     sources = _files([args.data / s for s in args.sources])
+    for name, files in (("--target", target_files), ("--sources", sources)):
+        if not files:
+            print(f"error: {name}: no photos in {', '.join(getattr(args, name[2:]))} under {args.data}",
+                  file=sys.stderr)
+            return 2
+    target = statistics_of(target_files)
     half = len(target) // 2
     rows = {"target (half vs half)": (target[:half], frechet_distance(target[:half], target[half:]))}
     inputs = statistics_of(sources)
@@ -134,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if expert.is_dir():
         stats = statistics_of(_files([expert]))
         rows["expert C (FiveK)"] = (stats, frechet_distance(stats, target))
-    for spec in args.model:
-        stats = statistics_of(sources, model_method(spec))
+    for spec, method in methods.items():
+        stats = statistics_of(sources, method)
         rows[spec] = (stats, frechet_distance(stats, target))
 
     if args.json:

@@ -34,3 +34,19 @@ def test_a_missing_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert unpaired_shift.main(["--data", str(tmp_path), "--target", "target/nowhere"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "target/nowhere: no such folder" in err[0]
+
+
+def test_a_model_that_does_not_load_is_one_line_and_exit_2(tmp_path, capsys):
+    for folder in ("fivek-dev", "target", "fivek-dev/input", "fullres/sice-scenes"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    assert unpaired_shift.main(["--data", str(tmp_path), "--model", str(tmp_path / "no-model")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-model: no such file or folder" in err[0]
+
+
+def test_an_empty_target_is_one_line_and_exit_2(tmp_path, capsys):
+    for folder in ("fivek-dev", "target", "fivek-dev/input", "fullres/sice-scenes"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    assert unpaired_shift.main(["--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--target: no photos in target" in err[0]
