@@ -6,8 +6,10 @@ train on it.
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
-folder loads as its model. No run may hold out a pair it trained on, and no pair may be held out
-by two runs. configs/dpe-expertC.yaml gives the `--set` flags that train its folds.
+folder loads as its model. A fine-tune that trains on no pairs of its own (a GAN stage) counts
+the pairs of the run it started from (`model.init_from`, `model.inverse_init_from`). No run
+may hold out a pair it trained on, and no pair may be held out by two runs.
+configs/dpe-expertC.yaml gives the `--set` flags that train its folds.
 
 Prints one row per method with PSNR / SSIM / ΔE00 against expert C over all held-out pairs
 pooled (each pair weighing alike), then the PSNR of each fold, then "harm": the pairs that the
@@ -45,17 +47,45 @@ from dpe_hf.evaluation import evaluate_pairs, mean_scores  # noqa: E402
 METHODS = ("identity", "auto-levels", "fixed LUT", "model")
 
 
+def _run_config(run: Path) -> dict | None:
+    """The config.yaml of a run folder, or of the run whose `generator/` folder `run` is."""
+    import yaml
+
+    for folder in (run, run.parent if run.name == "generator" else None):
+        if folder is not None and (folder / "config.yaml").is_file():
+            return yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    return None
+
+
+def _trained_ids(config: dict, seen: frozenset = frozenset()) -> set[str]:
+    """The fivek-dev pairs a run learnt from: its own data.ids and, for a fine-tune (a GAN
+    stage has none of its own), those of every run it started from (model.init_from,
+    model.inverse_init_from)."""
+    ids = set((config.get("data") or {}).get("ids") or [])
+    model = config.get("model") or {}
+    for start in (model.get("init_from"), model.get("inverse_init_from")):
+        if start and start not in seen:
+            started = _run_config(Path(start))
+            if started is not None:
+                ids |= _trained_ids(started, seen | {start})
+    return ids
+
+
 def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
-    """(trained-on ids, held-out ids) from the run's config.yaml."""
+    """(trained-on ids, held-out ids) from the run's config.yaml (and those of the runs it
+    started from)."""
     import yaml
 
     path = run / "config.yaml"
     if not path.is_file():
         parser.error(f"{run}: no config.yaml (not a training run folder)")
-    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-    trained, held_out = list(data.get("ids") or []), list(data.get("val_ids") or [])
+    config = yaml.safe_load(path.read_text()) or {}
+    data = config.get("data") or {}
+    own, held_out = list(data.get("ids") or []), list(data.get("val_ids") or [])
+    trained = own + sorted(_trained_ids(config) - set(own))
     if not trained or not held_out:
-        parser.error(f"{path}: data.ids and data.val_ids must both list fivek-dev pairs")
+        parser.error(f"{path}: data.val_ids and data.ids (its own or those of the run in model.init_from) "
+                     "must both list fivek-dev pairs")
     leaked = sorted(set(trained) & set(held_out))
     if leaked:
         parser.error(f"{path}: trained on pairs it holds out: {', '.join(leaked)}")

@@ -231,6 +231,33 @@ def test_crossval_refuses_folds_that_leak_or_overlap(crossval, data, tmp_path, c
     assert "no config.yaml" in capsys.readouterr().err
 
 
+def test_crossval_counts_a_fine_tunes_pairs_from_the_run_it_started_from(crossval, data, tmp_path, capsys):
+    import yaml
+
+    start = training_run(tmp_path / "start", ["a0001", "a0002"], ["a0003"])
+
+    def fine_tune(name: str, held_out: list[str], init_from: Path) -> Path:
+        # a GAN stage: no pairs of its own, started from another run's generator
+        run = training_run(tmp_path / name, [], held_out)
+        (run / "config.yaml").write_text(yaml.safe_dump(
+            {"data": {"ids": None, "val_ids": held_out}, "model": {"init_from": str(init_from)}}))
+        return run
+
+    assert crossval.main(["--data", str(data), "--runs", str(fine_tune("gan", ["a0003"], start / "generator")),
+                          "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in result["per_pair"]["model"]] == ["a0003"]
+    # holding out a pair that its start trained on is a leak, two starts away as well
+    second = fine_tune("gan2", ["a0001"], fine_tune("gan1", ["a0003"], start))
+    with pytest.raises(SystemExit) as exit_info:
+        crossval.main(["--data", str(data), "--runs", str(second)])
+    assert exit_info.value.code == 2 and "trained on pairs it holds out: a0001" in capsys.readouterr().err
+    # a start that is not a run (a bundled model) says nothing about pairs: refused
+    with pytest.raises(SystemExit):
+        crossval.main(["--data", str(data), "--runs", str(fine_tune("gan3", ["a0003"], Path("dpe-expertC")))])
+    assert "data.val_ids and data.ids" in capsys.readouterr().err
+
+
 def test_crossval_scores_the_model_folder_it_is_given(crossval, data, tmp_path, capsys):
     import shutil
 
