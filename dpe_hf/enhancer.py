@@ -169,6 +169,11 @@ class Enhancer:
             # of that (SICE sequences: 21.46 dB between exposures without the mix, 20.79 with it)
             levels = 0.0 if auto_exposure else getattr(model, "levels", 0.0)
         self.levels = check_levels(levels)
+        # where the guided method's fit and full-size pass run: on the network's CUDA device when
+        # it has one (dpe_hf.ops.guided_torch, within a level of the CPU's; the fit solves in
+        # float64, which Apple's MPS lacks), else None: numpy and OpenCV on the CPU
+        device = getattr(self.backend, "device", None)
+        self.carry_device = device if getattr(device, "type", None) == "cuda" else None
 
     def __call__(self, image: PhotoLike, *, icc_profile: bytes | None = None) -> PhotoLike:
         """The photo enhanced at its own size, as the type it was given (PIL: any mode is
@@ -247,6 +252,10 @@ class Enhancer:
         low_out = self._with_levels(low_float, self._network(low_float, colour), bounds)
         if low.shape == image.shape:  # small photo: the network ran at full size
             out = from_float(_blend_float(to_float32(image), low_out, strength), image.dtype)
+        elif self.method == "guided" and self.carry_device is not None:
+            from dpe_hf.ops import guided_torch
+
+            out = guided_torch.guided_upsample(image, low_float, low_out, self.carry_device, strength=strength)
         else:
             carry = guided_upsample if self.method == "guided" else residual_upsample
             out = carry(image, low, low_out, strength=strength, threads=self.threads)
