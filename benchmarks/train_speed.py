@@ -5,7 +5,11 @@
 One row per device x crop size x batch x option, where the options are
 * fp32           float32, contiguous tensors;
 * bf16           Accelerate's bf16 autocast (the gradient penalty stays float32, as in training);
-* channels_last  float32, models and batches in channels-last memory format.
+* channels_last  float32, models and batches in channels-last memory format;
+* compile        float32, the generators through `torch.compile` (the critics stay eager: their
+                 gradient penalty needs a double backward, which compiled graphs do not support).
+The last column is the speed of a whole update (n_critic 50) as a ratio to the fp32 row of the
+same device, size and batch: the plain loop, measured in the same run (list fp32 first).
 Models are full width by default (the paper's generators G_X, G_Y with individual BN and
 critics D_X, D_Y). Each figure is the median over `--repeats` (3) timings of `--iters`
 iterations, after one warm-up iteration that is not timed. The last column is the time of one
@@ -28,10 +32,11 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without installing
 
-OPTIONS = {  # name -> (mixed precision, channels_last)
-    "fp32": ("no", False),
-    "bf16": ("bf16", False),
-    "channels_last": ("no", True),
+OPTIONS = {  # name -> (mixed precision, channels_last, torch.compile of the generators)
+    "fp32": ("no", False, False),
+    "bf16": ("bf16", False, False),
+    "channels_last": ("no", True, False),
+    "compile": ("no", False, True),
 }
 
 
@@ -42,13 +47,17 @@ def make_task(device: str, option: str, width: float, output_dir: str):
     from dpe_hf.training.config import build_config
     from dpe_hf.training.gan import GANTask
 
-    precision, channels_last = OPTIONS[option]
+    precision, channels_last, compiled = OPTIONS[option]
     AcceleratorState._reset_state(True)  # a fresh Accelerator per option (mixed precision is global)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision=precision)
     config = build_config({"mode": "gan2way", "mixed_precision": precision, "channels_last": channels_last,
                            "output_dir": output_dir, "model": {"width": width}, "gan": {"critic_width": width}})
     torch.manual_seed(0)
-    return GANTask(config, accelerator, with_data=False)
+    task = GANTask(config, accelerator, with_data=False)
+    if compiled:  # in place, so the prepared and the raw references both run it; not the critics:
+        for generator in task.raw_generators:  # the gradient penalty's double backward does not compile
+            generator.compile()
+    return task
 
 
 def _sync(device: str) -> None:
@@ -86,6 +95,9 @@ def run(devices, sizes, batches, options, width, iters, repeats) -> list[dict]:
                         row = {"device": device, "size": size, "batch": b, "option": option,
                                "critic_steps_per_s": 1.0 / critic, "generator_steps_per_s": 1.0 / generator,
                                "s_per_update_ncritic50": 50 * critic + generator}
+                        plain = next((r for r in rows if r["option"] == "fp32" and r["device"] == device
+                                      and r["size"] == size and r["batch"] == b), row if option == "fp32" else None)
+                        row["x_fp32"] = plain["s_per_update_ncritic50"] / row["s_per_update_ncritic50"] if plain else None
                         rows.append(row)
                         print(format_row(row), flush=True)
                 del task
@@ -93,13 +105,14 @@ def run(devices, sizes, batches, options, width, iters, repeats) -> list[dict]:
 
 
 HEADER = (f"{'device':<6} {'size':>5} {'batch':>5} {'option':<14} {'critic steps/s':>14} "
-          f"{'gen steps/s':>11} {'s per G update (n_critic 50)':>29}")
+          f"{'gen steps/s':>11} {'s per G update (n_critic 50)':>29} {'x fp32':>7}")
 
 
 def format_row(row: dict) -> str:
+    ratio = "-" if row.get("x_fp32") is None else f"{row['x_fp32']:.2f}"
     return (f"{row['device']:<6} {row['size']:>5} {row['batch']:>5} {row['option']:<14} "
             f"{row['critic_steps_per_s']:>14.3f} {row['generator_steps_per_s']:>11.3f} "
-            f"{row['s_per_update_ncritic50']:>29.1f}")
+            f"{row['s_per_update_ncritic50']:>29.1f} {ratio:>7}")
 
 
 def main(argv=None) -> int:

@@ -83,3 +83,13 @@ def test_the_enhancer_carries_on_the_networks_cuda_device_only(photo):
     on_device = enhancer(photo)
     assert np.abs(on_device.astype(np.int16) - reference).max() <= 1
     assert np.abs(reference.astype(np.int16) - photo).mean() > 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_carry_is_the_cpus(photo, pair):
+    low, out = pair
+    on_gpu = GT.guided_upsample(photo, low, out, "cuda", strength=0.8)
+    assert np.abs(on_gpu.astype(np.int16) - G.guided_upsample(photo, low, out, strength=0.8)).max() <= 1
+    generator = DPEGenerator(width=0.25, init_scale=None).eval().to("cuda")
+    assert Enhancer(generator).carry_device.type == "cuda"
