@@ -13,8 +13,8 @@ One ``F.grid_sample`` (trilinear, ``align_corners=True`` puts the first and last
 and 1) gathers each pixel's 12 coefficients from the grid as a (12, gd, gh, gw) volume; the
 affine transform, the clip and the rounding follow on the device. The photo goes up as
 integers and comes back as integers, in bands of rows that bound the device memory. Used by
-`dpe_hf.enhancer.Enhancer` when the network runs on a GPU, so that the one pass over every
-pixel runs there too.
+`dpe_hf.enhancer.Enhancer` when the network runs on a CUDA GPU, so that the one pass over
+every pixel runs there too.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _centres(n: int, device: torch.device) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, device: str | torch.device,
+def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray | torch.Tensor, device: str | torch.device,
                          *, band_pixels: int = BAND_PIXELS) -> np.ndarray:
     """``apply_bilateral_grid(full_in, grid)`` computed on ``device``.
 
@@ -56,7 +56,8 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, device: str | to
     device = torch.device(device)
     if isinstance(grid, torch.Tensor):  # already on the device (`fit_bilateral_grid` here)
         if grid.ndim != 5 or tuple(grid.shape[3:]) != (3, 4) or min(grid.shape[:3]) < 2:
-            raise ValueError(f"grid must have shape (gh, gw, gd, 3, 4) with gh, gw, gd >= 2, got {tuple(grid.shape)}")
+            raise ValueError("grid must have shape (gh, gw, gd, 3, 4) with gh, gw, gd >= 2, "
+                             f"got {tuple(grid.shape)}")
         grid = grid.to(device, torch.float32)
     else:
         grid = torch.from_numpy(np.ascontiguousarray(check_grid(grid), np.float32)).to(device)
@@ -69,6 +70,8 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, device: str | to
     xs, ys = _centres(width, device), _centres(height, device)
     rows = max(1, band_pixels // width)
     out = np.empty_like(full_in)
+    # results come back as 1 byte per value for 8-bit photos; int32 for 16-bit ones
+    back = torch.uint8 if full_in.dtype == np.uint8 else torch.int32
     for r0 in range(0, height, rows):
         r1 = min(r0 + rows, height)
         band = full_in[r0:r1]
@@ -83,7 +86,7 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray, device: str | to
         a = coeffs.view(3, 4, r1 - r0, width)
         y = (a[:, 0] * rgb[..., 0] + a[:, 1] * rgb[..., 1] + a[:, 2] * rgb[..., 2] + a[:, 3])  # (3, n, W)
         levels = torch.round(y.clamp(0, 1) * scale).permute(1, 2, 0)
-        out[r0:r1] = levels.to(torch.int32).cpu().numpy().astype(full_in.dtype)
+        out[r0:r1] = levels.to(back).cpu().numpy()
     return out
 
 
