@@ -97,7 +97,8 @@ def run(devices, sizes, batches, options, width, iters, repeats) -> list[dict]:
                                "s_per_update_ncritic50": 50 * critic + generator}
                         plain = next((r for r in rows if r["option"] == "fp32" and r["device"] == device
                                       and r["size"] == size and r["batch"] == b), row if option == "fp32" else None)
-                        row["x_fp32"] = plain["s_per_update_ncritic50"] / row["s_per_update_ncritic50"] if plain else None
+                        row["x_fp32"] = (plain["s_per_update_ncritic50"] / row["s_per_update_ncritic50"]
+                                         if plain else None)
                         rows.append(row)
                         print(format_row(row), flush=True)
                 del task
