@@ -121,6 +121,41 @@ def _prolong(fine: int, coarse: int) -> np.ndarray:
     return _tent(coarse, np.arange(fine, dtype=np.float64) / (fine - 1)).T
 
 
+def _block_hats(h: int, w: int, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (gh, blocks down) and (gw, blocks across): the grid rows' and columns' hat
+    weights at the centres of the fit's BLOCKxBLOCK pixel blocks of an h x w image."""
+    b = _BLOCK
+    i = np.arange(-(-h // b), dtype=np.float64)
+    cy = (i * b + (np.minimum(i * b + b, h) - i * b) / 2) / h
+    j = np.arange(-(-w // b), dtype=np.float64)
+    cx = (j * b + (np.minimum(j * b + b, w) - j * b) / 2) / w
+    return _tent(gh, cy).astype(np.float32), _tent(gw, cx).astype(np.float32)
+
+
+def _fit_size(h: int, w: int, grid, lam: float, cell: int, depth: int) -> tuple[tuple[int, int, int], float]:
+    """The checked grid nodes (gh, gw, gd) and regularisation of `fit_bilateral_grid`."""
+    if grid is None:
+        size = auto_grid_size(h, w, cell=cell, depth=depth)
+    else:
+        try:
+            size = tuple(positive_int(v, "grid sizes", 2) for v in grid)
+        except TypeError:
+            raise ValueError(f"grid must be (gh, gw, gd), got {grid!r}") from None
+        if len(size) != 3:
+            raise ValueError(f"grid must be (gh, gw, gd), got {grid!r}")
+    lam = float(lam)
+    if not (lam > 0 and math.isfinite(lam)):
+        raise ValueError(f"lam must be a positive number, got {lam!r}")
+    return size, lam
+
+
+def _coarse_grid(size: tuple[int, int, int]) -> tuple[tuple[int, int, int], list[np.ndarray]]:
+    """The prior's coarse grid (about 8x fewer nodes per spatial axis, 3 guide levels for 9) and
+    the (fine, coarse) prolongation of each axis."""
+    csize = (_coarse_size(size[0], 8), _coarse_size(size[1], 8), _coarse_size(size[2], 4))
+    return csize, [_prolong(f, c) for f, c in zip(size, csize)]
+
+
 def _moments(lin: np.ndarray, lout: np.ndarray, size: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Splatted normal equations of every node: S (gh, gw, gd, 4, 4) = sum w p p^T and
     R (gh, gw, gd, 4, 3) = sum w p q^T with p = (r, g, b, 1), q the output colour and w the
@@ -141,12 +176,9 @@ def _moments(lin: np.ndarray, lout: np.ndarray, size: tuple[int, int, int]) -> t
     z = np.maximum(1 - np.abs(g[:, None, :] - np.arange(gd, dtype=np.float32)[None, :, None]), np.float32(0))
     py = (y[:, :4, None, :] * y[:, None, :, :]).reshape(hb * wb, 28, b * b)
     blocks = np.matmul(py, z.transpose(0, 2, 1)).reshape(hb, wb * 28 * gd)
-    i = np.arange(hb, dtype=np.float64)
-    cy = (i * b + (np.minimum(i * b + b, h) - i * b) / 2) / h
-    j = np.arange(wb, dtype=np.float64)
-    cx = (j * b + (np.minimum(j * b + b, w) - j * b) / 2) / w
-    acc = (_tent(gh, cy).astype(np.float32) @ blocks).reshape(gh, wb, 28 * gd)
-    acc = np.matmul(_tent(gw, cx).astype(np.float32), acc).astype(np.float64)
+    hat_y, hat_x = _block_hats(h, w, gh, gw)
+    acc = (hat_y @ blocks).reshape(gh, wb, 28 * gd)
+    acc = np.matmul(hat_x, acc).astype(np.float64)
     acc = acc.reshape(gh, gw, 4, 7, gd).transpose(0, 1, 4, 2, 3)
     return np.ascontiguousarray(acc[..., :4]), np.ascontiguousarray(acc[..., 4:])
 
@@ -190,26 +222,14 @@ def fit_bilateral_grid(low_in: Any, low_out: Any, *, grid: tuple[int, int, int] 
     if lin.shape != lout.shape:
         raise ValueError(f"low_in and low_out differ in size: {tuple(lin.shape)} vs {tuple(lout.shape)}")
     h, w, _ = lin.shape
-    if grid is None:
-        size = auto_grid_size(h, w, cell=cell, depth=depth)
-    else:
-        try:
-            size = tuple(positive_int(v, "grid sizes", 2) for v in grid)
-        except TypeError:
-            raise ValueError(f"grid must be (gh, gw, gd), got {grid!r}") from None
-        if len(size) != 3:
-            raise ValueError(f"grid must be (gh, gw, gd), got {grid!r}")
-    lam = float(lam)
-    if not (lam > 0 and math.isfinite(lam)):
-        raise ValueError(f"lam must be a positive number, got {lam!r}")
+    size, lam = _fit_size(h, w, grid, lam, cell, depth)
     gh, gw, gd = size
     n = float(h * w)
 
     s, r = _moments(lin, lout, size)
     identity = np.concatenate([np.eye(3, dtype=np.float64), np.zeros((1, 3), np.float64)])
     a_global = _ridge_solve(s.sum((0, 1, 2)), r.sum((0, 1, 2)), identity, 1e-4 * n)
-    csize = (_coarse_size(gh, 8), _coarse_size(gw, 8), _coarse_size(gd, 4))
-    py, px, pz = (_prolong(f, c) for f, c in zip(size, csize))
+    csize, (py, px, pz) = _coarse_grid(size)
     sc = np.einsum("yxzij,ya,xb,zc->abcij", s, py, px, pz, optimize=True)
     rc = np.einsum("yxzij,ya,xb,zc->abcij", r, py, px, pz, optimize=True)
     a_coarse = _ridge_solve(sc, rc, a_global, lam * n / math.prod(csize))

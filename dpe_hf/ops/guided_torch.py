@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from dpe_hf.ops.checks import check_grid, check_image
 from dpe_hf.ops import guided
-from dpe_hf.ops.guided import DEFAULT_LAMBDA, GUIDE_WEIGHTS
+from dpe_hf.ops.guided import DEFAULT_CELL, DEFAULT_DEPTH, DEFAULT_LAMBDA, GUIDE_WEIGHTS
 
 __all__ = ["fit_bilateral_grid", "guided_upsample", "slice_bilateral_grid"]
 
@@ -45,7 +45,7 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray | torch.Tensor, d
 
     Args:
         full_in: H x W x 3 uint8 or uint16.
-        grid: (gh, gw, gd, 3, 4) from either `fit_bilateral_grid` (numpy, or a tensor).
+        grid: (gh, gw, gd, 3, 4) from either `fit_bilateral_grid` (numpy, or a tensor anywhere).
         device: where to compute (``"cuda"``; ``"cpu"`` works too, for tests).
         band_pixels: pixels per band of rows sent to the device at once.
 
@@ -54,13 +54,8 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray | torch.Tensor, d
     """
     full_in = check_image(full_in)
     device = torch.device(device)
-    if isinstance(grid, torch.Tensor):  # already on the device (`fit_bilateral_grid` here)
-        if grid.ndim != 5 or tuple(grid.shape[3:]) != (3, 4) or min(grid.shape[:3]) < 2:
-            raise ValueError("grid must have shape (gh, gw, gd, 3, 4) with gh, gw, gd >= 2, "
-                             f"got {tuple(grid.shape)}")
-        grid = grid.to(device, torch.float32)
-    else:
-        grid = torch.from_numpy(np.ascontiguousarray(check_grid(grid), np.float32)).to(device)
+    # checked on the host (a tensor's 1.3 MB come down and go up again: nothing beside the photo)
+    grid = torch.from_numpy(np.ascontiguousarray(check_grid(grid), np.float32)).to(device)
     height, width = full_in.shape[:2]
     gh, gw, gd = grid.shape[:3]
     scale = float(np.iinfo(full_in.dtype).max)
@@ -90,12 +85,6 @@ def slice_bilateral_grid(full_in: np.ndarray, grid: np.ndarray | torch.Tensor, d
     return out
 
 
-def _tent(nodes: int, pos: torch.Tensor) -> torch.Tensor:
-    """(nodes, len(pos)) hat weights of positions in [0, 1] (`guided._tent`)."""
-    p = pos[None, :] * (nodes - 1)
-    return (1 - (p - torch.arange(nodes, dtype=pos.dtype, device=pos.device)[:, None]).abs()).clamp_min(0)
-
-
 def _moments(lin: torch.Tensor, lout: torch.Tensor, size: tuple[int, int, int]):
     """`guided._moments` on the device: S (gh, gw, gd, 4, 4) and R (gh, gw, gd, 4, 3), float64."""
     gh, gw, gd = size
@@ -112,12 +101,9 @@ def _moments(lin: torch.Tensor, lout: torch.Tensor, size: tuple[int, int, int]):
     z = (1 - (g[:, None, :] - torch.arange(gd, dtype=torch.float32, device=dev)[None, :, None]).abs()).clamp_min(0)
     py = (y[:, :4, None, :] * y[:, None, :, :]).reshape(hb * wb, 28, b * b)
     blocks = torch.matmul(py, z.transpose(1, 2)).reshape(hb, wb * 28 * gd)
-    i = torch.arange(hb, dtype=torch.float64, device=dev)
-    cy = (i * b + ((i * b + b).clamp_max(h) - i * b) / 2) / h
-    j = torch.arange(wb, dtype=torch.float64, device=dev)
-    cx = (j * b + ((j * b + b).clamp_max(w) - j * b) / 2) / w
-    acc = (_tent(gh, cy).float() @ blocks).reshape(gh, wb, 28 * gd)
-    acc = torch.matmul(_tent(gw, cx).float(), acc).double()
+    hat_y, hat_x = (torch.from_numpy(hat).to(dev) for hat in guided._block_hats(h, w, gh, gw))
+    acc = (hat_y @ blocks).reshape(gh, wb, 28 * gd)
+    acc = torch.matmul(hat_x, acc).double()
     acc = acc.reshape(gh, gw, 4, 7, gd).permute(0, 1, 4, 2, 3)
     return acc[..., :4], acc[..., 4:]
 
@@ -139,7 +125,7 @@ def fit_bilateral_grid(low_in: torch.Tensor, low_out: torch.Tensor, *, grid: tup
         raise ValueError(f"low_in and low_out must be H x W x 3 of one size, got {tuple(low_in.shape)} "
                          f"and {tuple(low_out.shape)}")
     h, w, _ = low_in.shape
-    size = guided.auto_grid_size(h, w) if grid is None else tuple(grid)
+    size, lam = guided._fit_size(h, w, grid, lam, DEFAULT_CELL, DEFAULT_DEPTH)
     gh, gw, gd = size
     n = float(h * w)
     dev = low_in.device
@@ -147,8 +133,8 @@ def fit_bilateral_grid(low_in: torch.Tensor, low_out: torch.Tensor, *, grid: tup
     identity = torch.cat([torch.eye(3, dtype=torch.float64, device=dev), torch.zeros((1, 3), dtype=torch.float64,
                                                                                       device=dev)])
     a_global = _ridge_solve(s.sum((0, 1, 2)), r.sum((0, 1, 2)), identity, 1e-4 * n)
-    csize = (guided._coarse_size(gh, 8), guided._coarse_size(gw, 8), guided._coarse_size(gd, 4))
-    py, px, pz = (torch.from_numpy(guided._prolong(f, c)).to(dev) for f, c in zip(size, csize))
+    csize, prolong = guided._coarse_grid(size)
+    py, px, pz = (torch.from_numpy(m).to(dev) for m in prolong)
     sc = torch.einsum("yxzij,ya,xb,zc->abcij", s, py, px, pz)
     rc = torch.einsum("yxzij,ya,xb,zc->abcij", r, py, px, pz)
     a_coarse = _ridge_solve(sc, rc, a_global, lam * n / (csize[0] * csize[1] * csize[2]))
@@ -167,7 +153,5 @@ def guided_upsample(full_in: np.ndarray, low_in: np.ndarray, low_out: np.ndarray
     lin, lout = (torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device) for x in (low_in, low_out))
     coeffs = fit_bilateral_grid(lin, lout)
     if strength != 1.0:
-        identity = torch.zeros((3, 4), dtype=torch.float64, device=device)
-        identity[:, :3] = torch.eye(3, dtype=torch.float64, device=device)
-        coeffs = (identity + strength * (coeffs.double() - identity)).float()
+        coeffs = guided.blend_grid(coeffs, strength)
     return slice_bilateral_grid(full_in, coeffs, device)
