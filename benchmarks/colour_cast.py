@@ -32,7 +32,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python benchmarks/colour_cast.py`: import from this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SUBSET, add_data_option, data_folder, model_method, select_pairs  # noqa: E402
+from benchmarks.common import SUBSET, add_data_option, data_folder, edited, model_method, select_pairs  # noqa: E402
 from dpe_hf.baselines import auto_levels, identity  # noqa: E402
 
 DEFAULT_CAST = 0.2
@@ -41,14 +41,9 @@ AMPLIFIED = 1.1  # a photo's cast counts as amplified when 10 % more of it comes
 
 def with_cast(image: np.ndarray, cast: float) -> np.ndarray:
     """`image` (uint8 / uint16) with R times e^cast and B times e^-cast in linear light, 8-bit out."""
-    import torch
+    from dpe_hf.data.degrade import EditParams
 
-    from dpe_hf.data.degrade import EditParams, apply_edit
-    from dpe_hf.imageio import to_float32
-
-    x = torch.from_numpy(to_float32(image)).permute(2, 0, 1)
-    y = apply_edit(x, EditParams(wb_log_r=cast, wb_log_b=-cast))
-    return np.round(y.permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+    return edited(image, EditParams(wb_log_r=cast, wb_log_b=-cast))
 
 
 def balance(image: np.ndarray) -> np.ndarray:
@@ -63,10 +58,10 @@ def balance(image: np.ndarray) -> np.ndarray:
     return np.array([r - g, b - g])
 
 
-def transfer(method, image: np.ndarray, cast_image: np.ndarray, plain_out: np.ndarray) -> float:
-    """The share of the input's cast (projected on it) that survives in the method's output."""
-    shift_in = balance(cast_image) - balance(image)
-    shift_out = balance(method(cast_image)) - balance(plain_out)
+def transfer(shift_in: np.ndarray, plain_out: np.ndarray, cast_out: np.ndarray) -> float:
+    """The share of the input's cast (`shift_in`: the balance it moved the input by), projected
+    on it, that survives between a method's output on the photo and on its cast copy."""
+    shift_out = balance(cast_out) - balance(plain_out)
     return float(shift_out @ shift_in / (shift_in @ shift_in))
 
 
@@ -79,13 +74,15 @@ def score(methods: dict, pairs, cast: float) -> list[dict]:
     for _, first, expert in pairs:
         image, reference = read_image(first)[0], read_image(expert)[0]
         casts = {"warm": with_cast(image, cast), "cool": with_cast(image, -cast)}
+        shifts = {side: balance(cast_image) - balance(image) for side, cast_image in casts.items()}
         for name, method in methods.items():
             row, plain = rows[name], method(image)
             row["psnr"].append(score_arrays(plain, reference)["psnr"])
             worst = -np.inf
             for side, cast_image in casts.items():
-                row[side].append(transfer(method, image, cast_image, plain))
-                row[f"psnr_{side}"].append(score_arrays(method(cast_image), reference)["psnr"])
+                cast_out = method(cast_image)  # once: it is scored both ways
+                row[side].append(transfer(shifts[side], plain, cast_out))
+                row[f"psnr_{side}"].append(score_arrays(cast_out, reference)["psnr"])
                 worst = max(worst, row[side][-1])
             row["amplified"] += worst > AMPLIFIED
     return [{**{k: (float(np.mean(v)) if isinstance(v, list) else v) for k, v in row.items()},

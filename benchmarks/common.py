@@ -75,16 +75,24 @@ def fixed_lut_method(pairs):
     return FixedLut.fit((read_image(first)[0], read_image(expert)[0]) for _, first, expert in pairs)
 
 
-def exposure_bracket(path: Path, ev: float) -> np.ndarray:
-    """The photo at `path` re-exposed by `ev` stops in linear light, as 8-bit."""
+def edited(image: np.ndarray, params) -> np.ndarray:
+    """`image` (H x W x 3 uint8 / uint16) under one global edit (`dpe_hf.data.degrade.EditParams`,
+    e.g. an exposure or a white-balance change in linear light), as 8-bit."""
     import torch
 
-    from dpe_hf.data.degrade import EditParams, apply_edit
-    from dpe_hf.imageio import read_image, to_float32
+    from dpe_hf.data.degrade import apply_edit
+    from dpe_hf.imageio import to_float32
 
-    x = torch.from_numpy(to_float32(read_image(path)[0])).permute(2, 0, 1)
-    y = apply_edit(x, EditParams(exposure_ev=ev))
+    y = apply_edit(torch.from_numpy(to_float32(image)).permute(2, 0, 1), params)
     return (y.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def exposure_bracket(path: Path, ev: float) -> np.ndarray:
+    """The photo at `path` re-exposed by `ev` stops in linear light, as 8-bit."""
+    from dpe_hf.data.degrade import EditParams
+    from dpe_hf.imageio import read_image
+
+    return edited(read_image(path)[0], EditParams(exposure_ev=ev))
 
 
 # -- scores -----------------------------------------------------------------------------------

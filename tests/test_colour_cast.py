@@ -49,7 +49,8 @@ def test_the_cast_is_a_white_balance_gain_in_linear_light():
 def test_transfer_is_the_share_of_the_cast_that_survives(photo, method, expected):
     for cast in (0.2, -0.2):
         cast_photo = colour_cast.with_cast(photo, cast)
-        assert colour_cast.transfer(method, photo, cast_photo, method(photo)) == pytest.approx(expected, abs=0.03)
+        shift_in = colour_cast.balance(cast_photo) - colour_cast.balance(photo)
+        assert colour_cast.transfer(shift_in, method(photo), method(cast_photo)) == pytest.approx(expected, abs=0.03)
 
 
 def test_the_table_counts_amplified_photos(tmp_path, photo, capsys):
