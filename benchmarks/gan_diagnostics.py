@@ -33,9 +33,13 @@ SOURCES = ("source/sice-part1", "source/lowlight", "source/dpe-internet")
 ALPHA = 250.0
 
 
-def gain_vs_lift(files, floor: float = 0.05) -> dict[str, float]:
+def gain_vs_lift(files) -> dict[str, float]:
     from dpe_hf.imageio import read_image, to_float32
+    from dpe_hf.losses import LOG_FLOOR
     from dpe_hf.ops.guided import downscale_long_side
+
+    def lg(v):  # the identity term's log space
+        return np.log(v + LOG_FLOOR)
 
     srgb, log, dark = [], [], []
     for f in files:
@@ -43,7 +47,6 @@ def gain_vs_lift(files, floor: float = 0.05) -> dict[str, float]:
         mean = x.mean()
         gain, lift = np.clip(x * (mean + 0.1) / mean, 0, 1), np.clip(x + 0.1, 0, 1)
         srgb.append(((gain - x) ** 2).mean() / ((lift - x) ** 2).mean())
-        lg = lambda v: np.log(v + floor)  # noqa: E731
         log.append(((lg(gain) - lg(x)) ** 2).mean() / ((lg(lift) - lg(x)) ** 2).mean())
         dark.append(mean < 0.25)
     srgb, log, dark = np.array(srgb), np.array(log), np.array(dark)
