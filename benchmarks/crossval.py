@@ -2,7 +2,7 @@
 train on it.
 
     python benchmarks/crossval.py --runs RUN [RUN ...] [--data ../shared/data] [--model-folder F]
-        [--auto-exposure] [--levels W [W ...]] [--json]
+        [--auto-exposure] [--levels W [W ...]] [--average-with RUN [RUN ...]] [--json]
 
 Each RUN is a training run folder (`train_accelerate.py --output-dir`): its config.yaml names
 the pairs it trained on (`data.ids`) and the pairs it held out (`data.val_ids`), and the run
@@ -25,6 +25,10 @@ method leaves more than 1 dB (PSNR) further from expert C than the input was, e.
                          (`dpe enhance --levels W`). With several W, the weight is also chosen
                          as cv_sweep.py chooses variants (`choose_on_other_folds`): each fold
                          is scored with the W (0 among them) that did best on the other folds.
+* runs averaged          with `--average-with`, one more run per fold (another seed or recipe,
+                         holding out the same pairs): the mean of the two runs' outputs, and
+                         the same with each `--levels W`. What an ensemble of the two would
+                         give, so whether distilling one into a single network could pay.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def read_fold(parser, run: Path) -> tuple[list[str], list[str]]:
 
 
 def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder: str,
-                 auto_exposure: bool = False, levels: tuple[float, ...] = ()) -> dict:
+                 auto_exposure: bool = False, levels: tuple[float, ...] = (), partner: Path | None = None) -> dict:
     model = model_method(str(run / model_folder))
     methods = {"identity": identity, "auto-levels": auto_levels,
                "fixed LUT": fixed_lut_method(select_pairs(parser, data / SUBSET, ",".join(trained))),
@@ -102,11 +106,26 @@ def fold_methods(parser, data: Path, run: Path, trained: list[str], model_folder
         methods["model + auto exposure"] = functools.partial(model, auto_exposure=True)
     for weight in levels:
         methods[_levels_name(weight)] = functools.partial(model, levels=weight)
+    if partner is not None:
+        pair = (model, model_method(str(partner / model_folder)))
+        methods[AVERAGED] = functools.partial(_averaged, pair)
+        for weight in levels:
+            methods[_levels_name(weight, AVERAGED)] = functools.partial(_averaged, pair, levels=weight)
     return methods
 
 
-def _levels_name(weight: float) -> str:
-    return f"model + levels {weight:g}"
+AVERAGED = "runs averaged"
+
+
+def _levels_name(weight: float, name: str = "model") -> str:
+    return f"{name} + levels {weight:g}"
+
+
+def _averaged(models, image, **options):
+    """The mean of the models' outputs for `image`, as float32 in [0, 1]."""
+    from dpe_hf.imageio import to_float32
+
+    return sum(to_float32(model(image, **options)) for model in models) / len(models)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,12 +141,17 @@ def main(argv: list[str] | None = None) -> int:
                              "with several W, also the W chosen on the other folds (0 among them), fold by fold")
     parser.add_argument("--auto-exposure", action="store_true",
                         help="also score each fold's model with every photo re-exposed first")
+    parser.add_argument("--average-with", nargs="+", type=Path, default=[], metavar="RUN",
+                        help="one more run per fold, in the order of --runs and holding out the same pairs: "
+                             "also score the mean of each fold's two runs' outputs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     names = (*METHODS, *["model + auto exposure"] * args.auto_exposure,
-             *map(_levels_name, args.levels))
+             *map(_levels_name, args.levels),
+             *([AVERAGED, *(_levels_name(w, AVERAGED) for w in args.levels)] if args.average_with else []))
     data = data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
+    partners = _partners(parser, args.average_with, folds)
     seen: dict[str, Path] = {}
     for run, _, held_out in folds:
         for stem in held_out:
@@ -138,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
 
     per_pair = {name: [] for name in names}  # every held-out pair's scores, fold after fold
     failed = []
-    for run, trained, held_out in folds:
+    for (run, trained, held_out), partner in zip(folds, partners):
         pairs = select_pairs(parser, data / SUBSET, ",".join(held_out))
         try:
-            methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure, args.levels)
+            methods = fold_methods(parser, data, run, trained, args.model_folder, args.auto_exposure, args.levels,
+                                   partner)
         except ModelLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -174,6 +199,19 @@ def main(argv: list[str] | None = None) -> int:
             print("levels chosen on the other folds: " + "; ".join(
                 f"{c['fold']}: {c['chosen']} -> {c['psnr']:.2f} dB" for c in chosen) + f"; pooled {pooled:.2f} dB")
     return 1 if failed else 0
+
+
+def _partners(parser, average_with: list[Path], folds) -> list[Path | None]:
+    """The `--average-with` run of each fold (None for all without it): one per fold, holding
+    out the same pairs and training on none of them."""
+    if not average_with:
+        return [None] * len(folds)
+    if len(average_with) != len(folds):
+        parser.error(f"--average-with needs one run per fold: {len(folds)} runs, got {len(average_with)}")
+    for partner, (run, _, held_out) in zip(average_with, folds):
+        if sorted(read_fold(parser, partner)[1]) != sorted(held_out):
+            parser.error(f"{partner} holds out other pairs than {run}")
+    return list(average_with)
 
 
 if __name__ == "__main__":

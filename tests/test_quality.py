@@ -270,6 +270,35 @@ def test_crossval_scores_the_model_folder_it_is_given(crossval, data, tmp_path, 
     assert scores["generator"]["psnr"] != scores["generator_online"]["psnr"]
 
 
+def test_crossval_averages_each_folds_two_runs(crossval, data, tmp_path, capsys):
+    import shutil
+
+    from dpe_hf.evaluation import score_arrays
+    from dpe_hf.hub import load_generator
+    from dpe_hf.imageio import read_image, to_float32
+    from dpe_hf.inference import enhance
+
+    run = training_run(tmp_path / "f1", ["a0001", "a0002"], ["a0003"])
+    partner = training_run(tmp_path / "p1", ["a0001"], ["a0003"])
+    shutil.rmtree(partner / "generator")
+    shutil.copytree(REPO / "checkpoints" / "dpe-expertC-lowlight", partner / "generator")
+    assert crossval.main(["--data", str(data), "--runs", str(run), "--average-with", str(partner),
+                          "--levels", "0.5", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    photo, expert = (read_image(data / "fivek-dev" / sub / "a0003.png")[0] for sub in ("input", "expertC"))
+    for name, options in (("runs averaged", {}), ("runs averaged + levels 0.5", {"levels": 0.5})):
+        outputs = [to_float32(enhance(load_generator(str(r / "generator")), photo, **options)) for r in (run, partner)]
+        assert rows[name]["psnr"] == pytest.approx(score_arrays((outputs[0] + outputs[1]) / 2, expert)["psnr"])
+    assert rows["runs averaged"]["psnr"] != pytest.approx(rows["model"]["psnr"])
+    # one partner per fold, holding out the same pairs and never training on them
+    for partners, message in (([partner, partner], "one run per fold"),
+                              ([training_run(tmp_path / "p2", ["a0003"], ["a0001"])], "other pairs than"),
+                              ([training_run(tmp_path / "p3", ["a0003"], ["a0003"])], "holds out: a0003")):
+        with pytest.raises(SystemExit):
+            crossval.main(["--data", str(data), "--runs", str(run), "--average-with", *map(str, partners)])
+        assert message in capsys.readouterr().err
+
+
 def test_cv_sweep_plans_every_variant_seed_and_fold_without_leaks(data, tmp_path):
     sweep = load_benchmark("cv_sweep")
     folds = sweep.fold_ids(data)
