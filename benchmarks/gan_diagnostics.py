@@ -13,7 +13,13 @@ Prints, on photos of the recipe's source folders (no pair is used):
 * BN drift: fivek-dev PSNR of --start before and after 200 training-mode forward passes of
   batches of 4 source crops, without any weight update;
 * for each --runs RUN: PSNR of its output against its own input over the fivek-dev inputs
-  (high: near the identity).
+  (high: near the identity);
+* gain or lift: on the fivek-dev inputs at long side 256, the outputs' luma mean, std (contrast)
+  and share below 0.1 (shadows), and the line fitted to each photo's luma change against its
+  luma (offset + slope x luma, averaged: a lift raises the offset, a gain the slope), for
+  --start and for each run; then for each run with one group of its parameters put back to
+  --start's values (the last conv, the rest of the decoder, the encoder, the global path, the
+  BN layers): the group whose return undoes the change is where the change lives.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from benchmarks.common import add_data_option, data_folder  # noqa: E402
 
 SOURCES = ("source/sice-part1", "source/lowlight", "source/dpe-internet")
 ALPHA = 250.0
+# the generator's parameter groups, by name prefix (BN layers: "bn" in the name, or a "post" block)
+GROUPS = {"last conv": ("out.",), "decoder": ("d0.", "d1.", "up", "post", "d6."),
+          "encoder": ("e1.", "e2.", "e3.", "e4.", "e5."), "global path": ("g1.", "g2.", "g3.", "g4.")}
 
 
 def gain_vs_lift(files) -> dict[str, float]:
@@ -61,6 +70,35 @@ def mean_psnr(model, pairs) -> float:
 
     model.eval()
     return mean_scores(evaluate_pairs(pairs, lambda im: enhance(model, im)).rows)["psnr"]
+
+
+def tone_change(model, photos) -> list[float]:
+    """Luma mean, std and share below 0.1 of the model's outputs, and the offset and slope of the
+    line fitted to each photo's luma change against its luma, averaged over `photos` (tensors)."""
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for x in photos:
+            luma_in, luma_out = (0.299 * v[0, 0] + 0.587 * v[0, 1] + 0.114 * v[0, 2]
+                                 for v in (x, model(x).clamp(0, 1)))
+            slope, offset = np.polyfit(luma_in.flatten().numpy(), (luma_out - luma_in).flatten().numpy(), 1)
+            rows.append([float(luma_out.mean()), float(luma_out.std()), float((luma_out < 0.1).float().mean()),
+                         offset, slope])
+    return np.mean(rows, axis=0).tolist()
+
+
+def with_group_restored(run, start_state: dict, group: str):
+    """A copy of `run` with the parameters of `group` (a GROUPS key, or "BN") set to `start_state`'s."""
+    import copy
+
+    def member(key: str) -> bool:
+        in_bn = ".bn" in key or key.startswith("post")
+        return in_bn if group == "BN" else not in_bn and key.startswith(GROUPS[group])
+
+    restored = copy.deepcopy(run)
+    restored.load_state_dict({k: (start_state[k] if member(k) else v) for k, v in run.state_dict().items()})
+    return restored.eval()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     to_input = [(name, photo, photo) for name, photo, _ in pairs]  # scored against its own input
     for spec in [args.start, *args.runs]:
         print(f"output vs input, fivek-dev: {spec}: {mean_psnr(load_generator(spec), to_input):.2f} dB")
+
+    from dpe_hf.imageio import read_image, to_float32
+    from dpe_hf.ops.guided import downscale_long_side
+
+    photos = [torch.from_numpy(to_float32(downscale_long_side(read_image(p)[0], 256))).permute(2, 0, 1)[None]
+              for _, p, _ in pairs]
+    print(f"gain or lift, {len(photos)} fivek-dev inputs at 256: brightness, contrast, shadows; luma change = offset "
+          "+ slope x luma")
+    line = "  {:44s} {:.3f}  {:.3f}  {:.3f}   {:+.3f} {:+.3f}"
+    print(line.format("the inputs", *tone_change(lambda v: v, photos)[:3], 0.0, 0.0))
+    print(line.format(f"{args.start} (start)", *tone_change(g_x, photos)))
+    for spec in args.runs:
+        run = load_generator(spec).eval()
+        print(line.format(spec, *tone_change(run, photos)))
+        start = DPEGenerator(width=g_x.width, individual_bn=run.individual_bn)
+        start.load_single_bn_weights(g_x.state_dict())
+        for group in (*GROUPS, "BN"):
+            restored = with_group_restored(run, start.state_dict(), group)
+            print(line.format(f"    with its {group} from the start", *tone_change(restored, photos)))
     return 0
 
 

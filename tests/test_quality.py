@@ -286,8 +286,9 @@ def test_crossval_averages_each_folds_two_runs(crossval, data, tmp_path, capsys)
                           "--levels", "0.5", "--json"]) == 0
     rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
     photo, expert = (read_image(data / "fivek-dev" / sub / "a0003.png")[0] for sub in ("input", "expertC"))
+    models = [load_generator(str(r / "generator")) for r in (run, partner)]
     for name, options in (("runs averaged", {}), ("runs averaged + levels 0.5", {"levels": 0.5})):
-        outputs = [to_float32(enhance(load_generator(str(r / "generator")), photo, **options)) for r in (run, partner)]
+        outputs = [to_float32(enhance(model, photo, **options)) for model in models]
         assert rows[name]["psnr"] == pytest.approx(score_arrays((outputs[0] + outputs[1]) / 2, expert)["psnr"])
     assert rows["runs averaged"]["psnr"] != pytest.approx(rows["model"]["psnr"])
     # one partner per fold, holding out the same pairs and never training on them
