@@ -53,6 +53,9 @@ class DataConfig:
     # unpaired (GAN): "ordinary photos" and "photos I like", folders or hub dataset ids
     source: list[str] = field(default_factory=list)
     target: list[str] = field(default_factory=list)
+    # the source photos go through `degrade`'s random edits first: flat, dull "camera renderings"
+    # of good photos, for when the photos to enhance are flatter than the source folders
+    source_degraded: bool = False
     streaming: bool = False
     crop: int = 256
     max_side: int = 512  # photos are brought to this long side first (the paper's protocol)

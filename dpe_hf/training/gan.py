@@ -226,7 +226,8 @@ class GANTask:
     def _make_source(self, images, seed: int, *, degraded: bool):
         data = self.config.data
         if degraded:
-            return _InputSide(corpora.SyntheticPairs(images, data.crop, seed, max_side=data.max_side))
+            return _InputSide(corpora.SyntheticPairs(images, data.crop, seed, max_side=data.max_side,
+                                                     degrade_config=data.degrade))
         return corpora.ImageCrops(images, data.crop, seed, max_side=data.max_side)
 
     def _build_streams(self) -> None:
@@ -237,7 +238,8 @@ class GANTask:
         generated = None if folder is None else corpora.load_images(str(folder), streaming=data.streaming)
         skip = skip_retouches_of(held_out_ids(data))
         if data.source:
-            source, source_degraded = corpora.load_images(data.source, streaming=data.streaming, skip=skip), False
+            source = corpora.load_images(data.source, streaming=data.streaming, skip=skip)
+            source_degraded = data.source_degraded
         elif generated is not None:  # smoke runs: procedural photos, degraded, are the "ordinary" ones
             source, source_degraded = generated, True
         else:
