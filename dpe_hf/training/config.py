@@ -53,9 +53,10 @@ class DataConfig:
     # unpaired (GAN): "ordinary photos" and "photos I like", folders or hub dataset ids
     source: list[str] = field(default_factory=list)
     target: list[str] = field(default_factory=list)
-    # the source photos go through `degrade`'s random edits first: flat, dull "camera renderings"
-    # of good photos, for when the photos to enhance are flatter than the source folders
-    source_degraded: bool = False
+    # good photos whose copies, through `degrade`'s random edits, are ordinary photos too: flat,
+    # dull "camera renderings", for when the photos to enhance are flatter than the source
+    # folders; with `source` as well, half of each source batch comes from each
+    degraded_source: list[str] = field(default_factory=list)
     streaming: bool = False
     crop: int = 256
     max_side: int = 512  # photos are brought to this long side first (the paper's protocol)
@@ -240,7 +241,7 @@ def substitute_data_root(config: TrainConfig) -> TrainConfig:
 
     for name in ("input", "expert", "val_input", "val_expert"):
         setattr(data, name, sub(getattr(data, name)))
-    for name in ("synthetic", "source", "target"):
+    for name in ("synthetic", "source", "degraded_source", "target"):
         setattr(data, name, [sub(p) for p in getattr(data, name)])
     return config
 

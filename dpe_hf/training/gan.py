@@ -207,7 +207,7 @@ class GANTask:
         self._last_generator_values: dict[str, float] = {}
         self._inject_nan = injected_nan_steps(accelerator)  # testing hook (see its doc); empty normally
         self._grid_inputs: torch.Tensor | None = None
-        self._source_images = None
+        self._sources = (None, None)
         self.source_stream = self.target_stream = None
         if with_data:
             self._build_streams()
@@ -223,12 +223,17 @@ class GANTask:
         return lr_at(config, step) / config.lr if config.lr > 0 else 1.0
 
     # -- data --------------------------------------------------------------------------------
-    def _make_source(self, images, seed: int, *, degraded: bool):
+    def _make_source(self, real, degraded, seed: int):
+        """Crops of the ordinary photos `real`, and of the good photos `degraded` after the
+        synthetic edits (`data.degrade`); half of the crops from each when both are given."""
         data = self.config.data
-        if degraded:
-            return _InputSide(corpora.SyntheticPairs(images, data.crop, seed, max_side=data.max_side,
-                                                     degrade_config=data.degrade))
-        return corpora.ImageCrops(images, data.crop, seed, max_side=data.max_side)
+        streams = []
+        if real is not None:
+            streams.append(corpora.ImageCrops(real, data.crop, seed, max_side=data.max_side))
+        if degraded is not None:
+            streams.append(_InputSide(corpora.SyntheticPairs(degraded, data.crop, seed, max_side=data.max_side,
+                                                             degrade_config=data.degrade)))
+        return streams[0] if len(streams) == 1 else corpora.MixedPairs(streams, [0.5, 0.5], seed)
 
     def _build_streams(self) -> None:
         config, data, accelerator = self.config, self.config.data, self.accelerator
@@ -237,23 +242,21 @@ class GANTask:
         folder = generated_folder(config, accelerator)  # None unless data.generated > 0
         generated = None if folder is None else corpora.load_images(str(folder), streaming=data.streaming)
         skip = skip_retouches_of(held_out_ids(data))
-        if data.source:
-            source = corpora.load_images(data.source, streaming=data.streaming, skip=skip)
-            source_degraded = data.source_degraded
-        elif generated is not None:  # smoke runs: procedural photos, degraded, are the "ordinary" ones
-            source, source_degraded = generated, True
-        else:
-            source = None
-        if data.target:
-            target = corpora.load_images(data.target, streaming=data.streaming, skip=skip)
-        else:
-            target = generated
-        if source is None or target is None:
-            raise ConfigError(f"{config.mode} needs unpaired data: data.source (--source) and data.target "
-                              "(--target) folders or dataset ids, or data.generated > 0 for a smoke run")
-        self._source_images, self._source_degraded = source, source_degraded
-        self.source_stream = self._make_source(corpora.shard_for_process(source, rank, world), seed,
-                                               degraded=source_degraded)
+
+        def photos(folders):
+            return corpora.load_images(folders, streaming=data.streaming, skip=skip) if folders else None
+
+        real, degraded = photos(data.source), photos(data.degraded_source)
+        if real is None and degraded is None:  # smoke runs: procedural photos, degraded, are the "ordinary" ones
+            degraded = generated
+        target = photos(data.target) if data.target else generated
+        if (real is None and degraded is None) or target is None:
+            raise ConfigError(f"{config.mode} needs unpaired data: data.source (--source) or data.degraded_source, "
+                              "and data.target (--target) folders or dataset ids, or data.generated > 0 for a "
+                              "smoke run")
+        self._sources = (real, degraded)
+        self.source_stream = self._make_source(*(None if s is None else corpora.shard_for_process(s, rank, world)
+                                                 for s in self._sources), seed)
         self.target_stream = corpora.ImageCrops(corpora.shard_for_process(target, rank, world), data.crop,
                                                 seed + TARGET_SEED_OFFSET, max_side=data.max_side)
 
@@ -436,7 +439,7 @@ class GANTask:
     def grid_inputs(self) -> torch.Tensor:
         """`GRID_ROWS` fixed source crops (the same for the whole run and on resume)."""
         if self._grid_inputs is None:
-            stream = self._make_source(self._source_images, GRID_SEED, degraded=self._source_degraded)
+            stream = self._make_source(*self._sources, GRID_SEED)
             self._grid_inputs = torch.stack([next(stream) for _ in range(GRID_ROWS)])
         return self._grid_inputs
 

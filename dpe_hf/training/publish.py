@@ -15,7 +15,8 @@ from dpe_hf.training.config import TrainConfig
 def model_card_kwargs(config: TrainConfig, run_dir: str | Path, repo_id: str | None = None) -> dict:
     """Fill the model card template from a training config and its run's last validation."""
     data = config.data
-    sources = [p for p in [data.input, data.expert, *data.synthetic, *data.source, *data.target] if p]
+    folders = [data.input, data.expert, *data.synthetic, *data.source, *data.degraded_source, *data.target]
+    sources = [p for p in folders if p]
     if data.generated:
         sources.append(f"{data.generated} procedural photos (dpe_hf.data.generated)")
     metrics = "Not evaluated yet."

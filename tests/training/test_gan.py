@@ -214,38 +214,45 @@ def test_the_unpaired_recipe_never_learns_from_an_expert_c_pixel():
     assert (gan.model.init_from, gan.model.inverse_init_from) == (pretrain.output_dir, "runs/unpaired-inverse")
 
 
-def test_source_degraded_shows_the_generators_the_degrade_edits_of_the_source_photos(tmp_path):
-    import numpy as np
+def test_degraded_source_shows_the_generators_the_degrade_edits_of_good_photos(tmp_path):
     from PIL import Image
 
     from dpe_hf.data.generated import generated_photo
 
-    for side in ("source", "target"):
+    for side in ("good", "target"):
         (tmp_path / side).mkdir()
         for i in range(3):
             Image.fromarray(generated_photo((48, 64), i)).save(tmp_path / side / f"{i}.png")
+    (tmp_path / "white").mkdir()
+    Image.new("RGB", (64, 48), (255, 255, 255)).save(tmp_path / "white" / "w.png")
     # one edit only, always the same: 2 stops darker in linear light
     darker = {"exposure_ev": [-2.0, -2.0], "gamma": [1.0, 1.0], "contrast": [1.0, 1.0], "saturation": [1.0, 1.0],
               "wb_log_gain": 0.0, "tone_curve": [0.0, 0.0], "black_level": [0.0, 0.0], "white_level": [1.0, 1.0],
               "p_identity": 0.0}
 
-    def source_crops(degraded: bool) -> torch.Tensor:
+    def source_crops(n: int, **folders) -> torch.Tensor:
         AcceleratorState._reset_state(True)
-        config = build_config({"mode": "gan2way", "seed": 0, "batch_size": 4, "model": {"width": 0.25},
-                               "gan": {"critic_width": 0.25},
-                               "data": {"source": [str(tmp_path / "source")], "target": [str(tmp_path / "target")],
-                                        "crop": 32, "max_side": 64, "source_degraded": degraded, "degrade": darker}})
+        data = {"target": [str(tmp_path / "target")], "crop": 32, "max_side": 64, "degrade": darker,
+                **{key: [str(tmp_path / name)] for key, name in folders.items()}}
+        config = build_config({"mode": "gan2way", "seed": 0, "batch_size": n, "model": {"width": 0.25},
+                               "gan": {"critic_width": 0.25}, "data": data})
         task = GANTask(config, Accelerator(cpu=True))
         return task._batch(task.source_stream)
 
-    plain, degraded = source_crops(False), source_crops(True)
-    AcceleratorState._reset_state(True)
+    def two_stops_darker(x: torch.Tensor) -> torch.Tensor:
+        linear = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) / 4
+        return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+    plain, degraded = source_crops(4, source="good"), source_crops(4, degraded_source="good")
     assert plain.shape == degraded.shape == (4, 3, 32, 32)
     # the same crops (same seed), each 2 stops darker: a quarter of the light, in sRGB
-    linear = torch.where(plain <= 0.04045, plain / 12.92, ((plain + 0.055) / 1.055) ** 2.4) / 4
-    expected = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    assert float((degraded - expected).abs().max()) < 2e-3
-    assert float(np.mean(degraded.numpy())) < 0.8 * float(np.mean(plain.numpy()))
+    assert float((degraded - two_stops_darker(plain)).abs().max()) < 2e-3
+    # both kinds: ordinary photos as they are (white) and good photos degraded (white, 2 stops darker)
+    mixed = source_crops(16, source="white", degraded_source="white").mean(dim=(1, 2, 3))
+    grey = float(two_stops_darker(torch.tensor(1.0)))
+    assert all(min(abs(m - 1.0), abs(m - grey)) < 2e-3 for m in mixed.tolist())
+    assert 3 <= sum(abs(m - 1.0) < 2e-3 for m in mixed.tolist()) <= 13
+    AcceleratorState._reset_state(True)
 
 
 # -- end to end on generated data ---------------------------------------------------------------
