@@ -48,9 +48,6 @@ from benchmarks.cv_sweep import choose_on_other_folds  # noqa: E402
 from dpe_hf.baselines import auto_levels, identity  # noqa: E402
 from dpe_hf.evaluation import evaluate_pairs, mean_scores  # noqa: E402
 
-METHODS = ("identity", "auto-levels", "fixed LUT", "model")
-
-
 def _run_config(run: Path) -> dict | None:
     """The config.yaml of a run folder, or of the run whose `generator/` folder `run` is."""
     import yaml
@@ -146,9 +143,6 @@ def main(argv: list[str] | None = None) -> int:
                              "also score the mean of each fold's two runs' outputs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    names = (*METHODS, *["model + auto exposure"] * args.auto_exposure,
-             *map(_levels_name, args.levels),
-             *([AVERAGED, *(_levels_name(w, AVERAGED) for w in args.levels)] if args.average_with else []))
     data = data_folder(parser, args.data)
     folds = [(run, *read_fold(parser, run)) for run in args.runs]
     partners = _partners(parser, args.average_with, folds)
@@ -160,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             seen[stem] = run
     from dpe_hf.errors import ModelLoadError
 
-    per_pair = {name: [] for name in names}  # every held-out pair's scores, fold after fold
+    per_pair: dict[str, list] = {}  # every held-out pair's scores, method by method, fold after fold
     failed = []
     for (run, trained, held_out), partner in zip(folds, partners):
         pairs = select_pairs(parser, data / SUBSET, ",".join(held_out))
@@ -173,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, method in methods.items():
             result = evaluate_pairs(pairs, method, on_error=lambda m: print(f"error: {m}", file=sys.stderr))
             failed += result.failed
-            per_pair[name] += [{**row, "fold": str(run)} for row in result.rows]
+            per_pair.setdefault(name, []).extend({**row, "fold": str(run)} for row in result.rows)
 
     def fold_psnr(name: str, run: Path) -> float:
         scores = mean_scores([row for row in per_pair[name] if row["fold"] == str(run)])
@@ -182,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [{"name": name, **(mean_scores(per_pair[name]) or {}),
              **{f"fold{i}": fold_psnr(name, run) for i, (run, _, _) in enumerate(folds, 1)},
              "harm": harm_count(per_pair[name], per_pair["identity"])}
-            for name in names]
+            for name in per_pair]
     chosen = choose_on_other_folds([{"variant": name, "per_pair": per_pair[name]}
                                     for name in ("model", *map(_levels_name, args.levels))]) if len(args.levels) > 1 else []
     if args.json:

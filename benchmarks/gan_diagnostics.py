@@ -42,17 +42,23 @@ GROUPS = {"last conv": ("out.",), "decoder": ("d0.", "d1.", "up", "post", "d6.")
           "encoder": ("e1.", "e2.", "e3.", "e4.", "e5."), "global path": ("g1.", "g2.", "g3.", "g4.")}
 
 
-def gain_vs_lift(files) -> dict[str, float]:
+def small_copy(path) -> np.ndarray:
+    """The photo at `path` at long side 256, float32 H x W x 3 in [0, 1]."""
     from dpe_hf.imageio import read_image, to_float32
-    from dpe_hf.losses import LOG_FLOOR
     from dpe_hf.ops.guided import downscale_long_side
+
+    return to_float32(downscale_long_side(read_image(path)[0], 256))
+
+
+def gain_vs_lift(files) -> dict[str, float]:
+    from dpe_hf.losses import LOG_FLOOR
 
     def lg(v):  # the identity term's log space
         return np.log(v + LOG_FLOOR)
 
     srgb, log, dark = [], [], []
     for f in files:
-        x = to_float32(downscale_long_side(read_image(f)[0], 256)).astype(np.float64)
+        x = small_copy(f).astype(np.float64)
         mean = x.mean()
         gain, lift = np.clip(x * (mean + 0.1) / mean, 0, 1), np.clip(x + 0.1, 0, 1)
         srgb.append(((gain - x) ** 2).mean() / ((lift - x) ** 2).mean())
@@ -157,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in [args.start, *args.runs]:
         print(f"output vs input, fivek-dev: {spec}: {mean_psnr(load_generator(spec), to_input):.2f} dB")
 
-    from dpe_hf.imageio import read_image, to_float32
-    from dpe_hf.ops.guided import downscale_long_side
-
-    photos = [torch.from_numpy(to_float32(downscale_long_side(read_image(p)[0], 256))).permute(2, 0, 1)[None]
-              for _, p, _ in pairs]
+    photos = [torch.from_numpy(small_copy(p)).permute(2, 0, 1)[None] for _, p, _ in pairs]
     print(f"gain or lift, {len(photos)} fivek-dev inputs at 256: brightness, contrast, shadows; luma change = offset "
           "+ slope x luma")
     line = "  {:44s} {:.3f}  {:.3f}  {:.3f}   {:+.3f} {:+.3f}"
