@@ -8,7 +8,8 @@ Photos: copies of the largest DATA/target/debian photos resized to 12 MP (JPEG q
 * floor: a bare Pillow decode (`Image.open(p).load()`) plus an encode with dpe's own JPEG
   settings (q95, 4:4:4) of each photo, in this process: the I/O no enhancer can avoid;
 * warm: `dpe enhance` on all the photos in one call, in a fresh process whose model is loaded
-  and which enhanced one photo before (the CLI's `run` with the loaded model), total / photos;
+  as the CLI loads it for that batch and which enhanced one photo before (the CLI's `run` with
+  the loaded model), total / photos;
 * single: `python -m dpe_hf.cli enhance PHOTO -o DIR` from a fresh interpreter, start-up,
   imports and model loading included (wall time); peak RSS of that process (`wait4`; the CLI
   starts no other process);
@@ -75,13 +76,14 @@ def _warm_worker(args: argparse.Namespace) -> None:
     fidelity and the output arrays (for max |diff|) of each photo."""
     import numpy as np
 
-    from dpe_hf.batch import load_model
+    from dpe_hf.batch import load_model, photo_workers, threads_per_photo
     from dpe_hf.cli import build_parser, enhance
     from dpe_hf.enhancer import Enhancer
     from dpe_hf.imageio import read_image
     from dpe_hf.ops.guided import downscale_long_side
 
-    generator = load_model(None, "auto", args.runtime)
+    # as `dpe enhance` loads it for this batch: each photo's share of the threads
+    generator = load_model(None, "auto", args.runtime, threads_per_photo(photo_workers(len(args.files), True)))
     flags = ["-o", args.out_dir, "--overwrite", "--runtime", args.runtime]
     parser = build_parser()
     enhance.run(parser.parse_args(["enhance", args.files[0], *flags]), generator=generator)  # warm-up

@@ -2,7 +2,7 @@
 be, what its output is called.
 
     jobs = plan_outputs(["photos/", "*.tif"], out_dir, suffix="_enhanced")
-    report = run_batch(jobs, BatchSettings(...), process, overlap=True, on_error=print)
+    report = run_batch(jobs, BatchSettings(...), process, workers=2, on_error=print)
 
 `dpe enhance` and `dpe apply-lut` run their photos through `run_batch`; the app names its
 downloads with `output_name`, refuses photos above `DEFAULT_MAX_PIXELS` and loads models with
@@ -20,7 +20,7 @@ import glob
 import json
 import os
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,13 +35,14 @@ _GLOB_CHARS = set("*?[")
 RUNTIMES = ("auto", "torch", "onnx")
 
 
-def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "torch"):
+def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "torch", threads: int | None = None):
     """The generator `spec` names (see `dpe_hf.model_spec`), on `device`: `auto` is CUDA, then
     Apple MPS, then the CPU. An ONNX file runs with onnxruntime on the CPU and does not import
     torch (start-up). `runtime`: "auto" runs a bundled checkpoint's ONNX copy when the network
     would run on the CPU (the same network; outputs within a level of torch's, and no torch
     import, which is most of a single photo's start-up), "onnx" insists on it, "torch" never
-    uses it. Raises ModelLoadError, or ValueError for a device or runtime that cannot be."""
+    uses it. `threads`: CPU threads of an ONNX model's session (`threads_per_photo`; None: all).
+    Raises ModelLoadError, or ValueError for a device or runtime that cannot be."""
     from dpe_hf.errors import ModelLoadError
     from dpe_hf.hub import load_generator
     from dpe_hf.model_spec import bundled_onnx, parse_model_spec
@@ -49,7 +50,7 @@ def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "to
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if parse_model_spec(spec).kind == "onnx":  # a spec that names nothing fails here, before torch loads
-        return load_generator(spec)
+        return load_generator(spec, threads=threads)
     onnx = bundled_onnx(spec) if runtime != "torch" else None
     if runtime == "onnx":
         if onnx is None:
@@ -58,7 +59,7 @@ def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "to
         if device not in ("auto", "cpu"):
             raise ValueError(f"--device {device}: the ONNX runtime runs on the CPU here")
     if onnx is not None and (runtime == "onnx" or device == "cpu" or (device == "auto" and not _accelerator_possible())):
-        generator = load_generator(onnx)
+        generator = load_generator(onnx, threads=threads)
         generator.levels = json.loads((onnx.parent / "config.json").read_text()).get("levels", 0.0)
         return generator
     from dpe_hf.inference import resolve_device
@@ -177,7 +178,7 @@ def plan_outputs(inputs: list[str], out_dir: Path, *, suffix: str = DEFAULT_SUFF
 
 
 # --------------------------------------------------------------------------------------------
-# running: read ahead, process, write behind, one report
+# running: photos in worker threads, one report in order
 # --------------------------------------------------------------------------------------------
 
 
@@ -210,50 +211,59 @@ class BatchReport:
                            "seconds": round(self.seconds, 3)}, indent=2)
 
 
-def run_batch(jobs: list[BatchJob], settings: BatchSettings, process, *, overlap: bool, on_error,
+def photo_workers(count: int, overlap: bool) -> int:
+    """How many photos of a batch of `count` are processed at once: two (each in a worker thread,
+    read, enhanced and written there) when `overlap` and there are two or more, else one, in the
+    caller's thread. Two photos on one core each beat one photo on two cores: the full-size
+    passes are bound by memory, decoding and encoding run on one core (docs/fullres.md)."""
+    return 2 if overlap and count >= 2 else 1
+
+
+def threads_per_photo(workers: int) -> int:
+    """Threads of one photo's own passes (the network's session, the full-size carry) when
+    `workers` photos run at once: the CPU threads (`dpe_hf.ops.strips.worker_threads`) shared
+    out, at least one."""
+    from dpe_hf.ops.strips import worker_threads
+
+    return max(1, worker_threads(None) // max(1, workers))
+
+
+def run_batch(jobs: list[BatchJob], settings: BatchSettings, process, *, workers: int, on_error,
               progress=None, start: float | None = None) -> BatchReport:
     """Run `process(job, image, meta) -> image` on each planned job, write the results and report:
     `on_error(line)` once per bad file, and the batch goes on. `progress(items, total)` may wrap
     the loop (a progress bar); `start` is the `time.perf_counter()` the report's seconds count
     from (default: now).
 
-    I/O overlaps the work: while a photo is processed, a worker thread decodes the next one and
-    another encodes and writes the previous result (`BatchIO`). At most one photo is read ahead
-    and one result waits to be written, so memory stays bounded; every outcome is recorded here,
-    in order, and the files are the same byte for byte as with `overlap=False`."""
+    With `workers` > 1, that many photos are in work at once, each read, processed and written in
+    a worker thread (`photo_workers`): memory holds at most `workers` photos and their results.
+    Outcomes are recorded here, in the caller's thread and in the jobs' order, so the report, the
+    error lines and the files are the same as with one worker. On an interrupt the photos in work
+    are finished (writes are atomic) and the rest dropped."""
     from dpe_hf.imageio import read_image, write_image
     from dpe_hf.errors import DPEError
 
     start = time.perf_counter() if start is None else start
     report = BatchReport()
 
-    def fail(path: Path | str, reason: str) -> None:
+    def fail(path: Path | str, reason: str, line: str | None = None) -> None:
         report.failed.append({"path": str(path), "reason": reason})
-        on_error(f"{path}: {reason}")
+        on_error(line or f"{path}: {reason}")
 
-    def attempt(job: BatchJob, step):
-        """step()'s value, or None once its failure is recorded (the batch goes on)."""
+    def run_one(job: BatchJob) -> tuple[str, str, str] | None:
+        """Read, process and write one photo: None, or (path, reason, line) of its failure."""
         try:
-            return step()
+            image, meta = read_image(job.source, max_pixels=settings.max_pixels or None)
+            result = process(job, image, meta)
+            del image  # a worker holds one photo's arrays at a time
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.output, result, meta, quality=settings.quality)
+            return None
         except DPEError as exc:
-            report.failed.append({"path": getattr(exc, "path", str(job.source)),
-                                  "reason": getattr(exc, "reason", str(exc))})
-            on_error(str(exc))
+            return getattr(exc, "path", str(job.source)), getattr(exc, "reason", str(exc)), str(exc)
         except (ValueError, RuntimeError, MemoryError, OSError) as exc:
-            fail(job.source, f"{type(exc).__name__}: {exc}")
-        return None
-
-    def read(job: BatchJob):
-        return read_image(job.source, max_pixels=settings.max_pixels or None)
-
-    def write(job: BatchJob, result, meta) -> Path:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        return write_image(job.output, result, meta, quality=settings.quality)
-
-    def collect_writes(batch_io: BatchIO) -> None:
-        for job, writing in batch_io.written():
-            if attempt(job, writing.result) is not None:
-                report.written.append(str(job.output))
+            reason = f"{type(exc).__name__}: {exc}"
+            return str(job.source), reason, f"{job.source}: {reason}"
 
     todo = []
     for job in jobs:
@@ -266,68 +276,45 @@ def run_batch(jobs: list[BatchJob], settings: BatchSettings, process, *, overlap
         else:
             fail(job.source, f"output {job.output} exists; use --overwrite or --skip-existing")
 
-    with BatchIO(overlap=overlap) as batch_io:
-        reads = batch_io.read_ahead(todo, read)
-        for job, reading in (progress(reads, len(todo)) if progress else reads):
-            loaded = attempt(job, reading.result)
-            result = None if loaded is None else attempt(job, lambda: process(job, *loaded))
-            collect_writes(batch_io)  # the previous result, written while this one was computed
-            if result is not None:
-                batch_io.write(job, write, result, loaded[1])
-        collect_writes(batch_io)
+    side_by_side = workers > 1 and len(todo) > 1
+    with ExitStack() as stack:
+        if side_by_side:
+            from concurrent.futures import ThreadPoolExecutor
+
+            stack.enter_context(library_threads(threads_per_photo(workers)))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="dpe-photo")
+            # on an interrupt: finish the photos in work (writes are atomic), drop the rest
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            # all submitted at once: a queued job holds no image, only `workers` run at a time
+            futures = [pool.submit(run_one, job) for job in todo]
+            outcomes = (future.result() for future in futures)
+        else:
+            outcomes = (run_one(job) for job in todo)
+        done = zip(todo, outcomes)
+        for job, failure in (progress(done, len(todo)) if progress else done):
+            if failure is None:
+                report.written.append(str(job.output))
+            else:
+                fail(*failure)
     report.seconds = time.perf_counter() - start
     return report
 
 
-class BatchIO:
-    """Reads and writes of a batch, in two worker threads or (overlap=False) in the caller's.
+@contextmanager
+def library_threads(threads: int):
+    """OpenBLAS's (numpy's) and OpenCV's own thread pools at `threads` for the duration: with
+    photos side by side, each library call would otherwise use every core, and the calls of
+    two photos contend (on 2 cores: 0.45 s per 12 MP photo as they are, 0.38 s limited)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
 
-    `read_ahead(jobs, read)` yields (job, future of read(job)) in order, the next job's read
-    already running while a job is handed out; `write(job, fn, *args)` starts fn(job, *args)
-    and `written()` hands back the write started before, once (its future is done or raises).
-    Outcomes are only ever taken from futures in the caller's thread, so reporting stays in
-    order and identical in both modes."""
-
-    def __init__(self, overlap: bool):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="dpe-io") if overlap else None
-        self._writing: list = []
-
-    def _submit(self, fn, *args):
-        from concurrent.futures import Future
-
-        if self._pool is not None:
-            return self._pool.submit(fn, *args)
-        future = Future()  # no overlap: run now, keep the outcome for the caller
-        try:
-            future.set_result(fn(*args))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
-
-    def read_ahead(self, jobs, read):
-        ahead = None
-        for job in jobs:
-            current, ahead = ahead, (job, self._submit(read, job))
-            if current is not None:
-                yield current
-        if ahead is not None:
-            yield ahead
-
-    def write(self, job, fn, *args) -> None:
-        self._writing.append((job, self._submit(fn, job, *args)))
-
-    def written(self) -> list:
-        done, self._writing = self._writing, []
-        return done
-
-    def __enter__(self) -> BatchIO:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:  # on an interrupt: finish what runs (writes are atomic), drop the rest
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    saved = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        with threadpool_limits(threads, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(saved)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from dpe_hf.model_spec import DEFAULT_MODEL, DEFAULT_REPO_ID, bundled_models, pa
 __all__ = ["DEFAULT_MODEL", "DEFAULT_REPO_ID", "add_to_hf_cache", "bundled_models", "load_generator"]
 
 
-def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache_dir: str | Path | None = None):
+def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache_dir: str | Path | None = None,
+                   threads: int | None = None):
     """Load a `DPEGenerator` from a folder, run folder, bundled name or hub repo id (eval mode),
-    or an `OnnxGenerator` from a `.onnx` file (without importing torch).
+    or an `OnnxGenerator` from a `.onnx` file (without importing torch) whose session uses
+    `threads` CPU threads (None: `OnnxGenerator`'s rule).
 
     Raises `ModelLoadError` with one line saying what was tried when nothing matches.
     """
@@ -27,7 +29,7 @@ def load_generator(spec: str | Path | None = None, *, device: str = "cpu", cache
     if source.kind == "onnx":
         from dpe_hf.export.onnx_runtime import OnnxGenerator
 
-        return OnnxGenerator(Path(source.location))
+        return OnnxGenerator(Path(source.location), threads=threads)
     from dpe_hf.models.generator import DPEGenerator
 
     return DPEGenerator.from_pretrained(source.spec, map_location=device, cache_dir=cache_dir)

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from dpe_hf.batch import FALLBACK_EXT, launched_processes
-from dpe_hf.cli.common import EXIT_USAGE, add_batch_options, error, output_folder_is_a_file, run_batch_command
+from dpe_hf.cli.common import (EXIT_USAGE, add_batch_options, batch_workers, error, output_folder_is_a_file, plan_batch,
+                               run_batch_command)
 
 
 def add_parser(sub) -> None:
@@ -45,5 +46,6 @@ def _run(args, processes) -> int:
     except ValueError as exc:
         error(str(exc))
         return EXIT_USAGE
-    return run_batch_command(args, lambda job, image, meta: apply_lut(image, lut, interp=args.interp),
-                             "apply-lut", start, overlap=args.overlap_io != "off", processes=processes)
+    jobs = plan_batch(args, processes)
+    return run_batch_command(args, jobs, lambda job, image, meta: apply_lut(image, lut, interp=args.interp),
+                             "apply-lut", start, workers=batch_workers(args, jobs)[0], processes=processes)

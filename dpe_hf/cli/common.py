@@ -68,14 +68,14 @@ def jsonable(value: float) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
-def load_model(spec: str | None, device: str = "cpu", runtime: str = "torch"):
+def load_model(spec: str | None, device: str = "cpu", runtime: str = "torch", threads: int | None = None):
     """The generator `spec` names (`dpe_hf.batch.load_model`), or None after printing the
     reason (the caller exits 2)."""
     from dpe_hf.batch import load_model as load
     from dpe_hf.errors import ModelLoadError
 
     try:
-        return load(spec, device, runtime)
+        return load(spec, device, runtime, threads)
     except (ModelLoadError, ValueError) as exc:
         error(str(exc))
         return None
@@ -112,8 +112,9 @@ def add_batch_options(p: argparse.ArgumentParser, *, suffix: str, ext_help: str,
                    help="also take the images of subfolders, mirroring them under DIR")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--overlap-io", choices=("auto", "on", "off"), default="auto",
-                   help="decode the next photo and write the previous result in worker threads while "
-                        f"the current one is processed (default auto: {overlap_auto_means})")
+                   help="work on two photos at a time, each read, processed and written in a worker "
+                        "thread with half the CPU threads; off: one photo at a time, on all of them "
+                        f"(default auto: {overlap_auto_means})")
 
 
 def output_folder_is_a_file(out_dir: Path) -> bool:
@@ -123,12 +124,29 @@ def output_folder_is_a_file(out_dir: Path) -> bool:
     return False
 
 
-def run_batch_command(args, process, desc: str, start: float, *, overlap: bool, processes=None) -> int:
-    """Plan the outputs of args.inputs under args.output, run `process(job, image, meta) -> image`
-    on each and report: one line per bad file, one summary, exit 1 if any failed. With
-    `processes` (a `dpe_hf.batch.ProcessShare`), this process runs its share of the plan, prints
-    the summary of its share, and returns the exit code that covers every process."""
-    from dpe_hf.batch import BatchSettings, plan_outputs, run_batch
+def plan_batch(args, processes=None) -> list:
+    """The jobs of args.inputs under args.output (`dpe_hf.batch.plan_outputs`); with `processes`
+    (a `dpe_hf.batch.ProcessShare`), this process's share of them."""
+    from dpe_hf.batch import plan_outputs
+
+    jobs = plan_outputs(args.inputs, Path(args.output), suffix=args.suffix, ext=args.ext, recursive=args.recursive)
+    return jobs if processes is None else processes.share(jobs)
+
+
+def batch_workers(args, jobs: list) -> tuple[int, int]:
+    """(photos at once, threads of each photo's passes) for these jobs and args.overlap_io."""
+    from dpe_hf.batch import photo_workers, threads_per_photo
+
+    workers = photo_workers(sum(job.output is not None for job in jobs), args.overlap_io != "off")
+    return workers, threads_per_photo(workers)
+
+
+def run_batch_command(args, jobs: list, process, desc: str, start: float, *, workers: int, processes=None) -> int:
+    """Run `process(job, image, meta) -> image` on the planned `jobs` (`plan_batch`), `workers`
+    photos at a time, and report: one line per bad file, one summary, exit 1 if any failed.
+    With `processes`, the summary is this process's share's and the exit code covers every
+    process."""
+    from dpe_hf.batch import BatchSettings, run_batch
 
     out_dir = Path(args.output)
     try:
@@ -136,16 +154,15 @@ def run_batch_command(args, process, desc: str, start: float, *, overlap: bool, 
     except OSError as exc:
         error(f"{out_dir}: cannot create the output folder ({exc.strerror or exc})")
         return EXIT_USAGE
-    jobs = plan_outputs(args.inputs, out_dir, suffix=args.suffix, ext=args.ext, recursive=args.recursive)
-    if processes is not None:
-        jobs = processes.share(jobs)
     settings = BatchSettings(overwrite=args.overwrite, skip_existing=args.skip_existing,
                              max_pixels=args.max_pixels, quality=args.quality)
-    report = run_batch(jobs, settings, process, overlap=overlap, on_error=error, start=start,
+    report = run_batch(jobs, settings, process, workers=workers, on_error=error, start=start,
                        progress=lambda items, total: progress(items, desc, total=total))
+    # one write each: under a launcher (unbuffered) print's text and newline are two writes, and
+    # the processes' summaries could interleave on a shared stderr
     if args.json:
-        print(report.as_json())
+        sys.stdout.write(report.as_json() + "\n")
     else:
-        print(report.summary(), file=sys.stderr)
+        sys.stderr.write(report.summary() + "\n")
     code = EXIT_SOME_FAILED if report.failed else EXIT_OK
     return code if processes is None else processes.worst(code)

@@ -356,7 +356,7 @@ def test_heic_without_its_extra_is_one_error_line_and_the_rest_is_done(tmp_path,
 
 
 # --------------------------------------------------------------------------------------------
-# overlapped I/O: the next photo is read and the previous one written while one is computed
+# photos in worker threads: two at a time, reported in order
 # --------------------------------------------------------------------------------------------
 
 
@@ -388,32 +388,58 @@ def test_overlapped_io_writes_the_same_bytes_and_reports_the_same(tmp_path, mode
     assert not [p for p in (tmp_path / "on").iterdir() if p.name.startswith(".")]  # no temporaries
 
 
-def test_reads_stay_one_photo_ahead_in_a_worker_thread(tmp_path, model, monkeypatch):
+def test_two_photos_are_in_work_at_once_and_no_more(tmp_path, model, monkeypatch):
     import threading
 
     import dpe_hf.imageio
-    from dpe_hf.enhancer import Enhancer
 
     files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(5)]
-    events: list[tuple[str, str, str]] = []
-    real_read, real_enhance = dpe_hf.imageio.read_image, Enhancer.__call__
+    both_read = threading.Barrier(2, timeout=30)  # broken (an error) unless two photos are read at once
+    lock = threading.Lock()
+    in_work, most, threads = set(), 0, set()
+    real_read, real_write = dpe_hf.imageio.read_image, dpe_hf.imageio.write_image
 
     def read(path, **kwargs):
-        events.append(("read", Path(path).stem, threading.current_thread().name))
+        nonlocal most
+        with lock:
+            in_work.add(Path(path).stem)
+            most = max(most, len(in_work))
+            threads.add(threading.current_thread().name)
+        if Path(path).stem in ("p0", "p1"):
+            both_read.wait()
         return real_read(path, **kwargs)
 
-    def enhance_(self, image, **kwargs):
-        events.append(("enhance", f"p{len([e for e in events if e[0] == 'enhance'])}", ""))
-        return real_enhance(self, image, **kwargs)
+    def write(path, *args, **kwargs):
+        written = real_write(path, *args, **kwargs)
+        with lock:
+            in_work.discard(Path(path).stem.removesuffix("_enhanced"))
+        return written
 
     monkeypatch.setattr(dpe_hf.imageio, "read_image", read)
-    monkeypatch.setattr(Enhancer, "__call__", enhance_)
+    monkeypatch.setattr(dpe_hf.imageio, "write_image", write)
     assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model),
                  "--overlap-io", "on"]) == 0
-    for i in range(5):
-        started = [e[1] for e in events[: events.index(("enhance", f"p{i}", ""))] if e[0] == "read"]
-        assert len(started) <= i + 2  # at most the next photo is read ahead
-    assert all(name.startswith("dpe-io") for kind, _, name in events if kind == "read")
+    assert most == 2 and not in_work
+    assert len(threads) == 2 and all(name.startswith("dpe-photo") for name in threads)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}_enhanced.png" for i in range(5)]
+
+
+@pytest.mark.parametrize("count, mode, workers", [(1, "on", 1), (3, "on", 2), (3, "auto", 2), (3, "off", 1)])
+def test_each_photo_gets_its_share_of_the_threads(tmp_path, model, monkeypatch, count, mode, workers):
+    import dpe_hf.cli.enhance
+    from dpe_hf.ops.strips import worker_threads
+
+    files = [save(tmp_path / f"p{i}.png", photo(24, 32, seed=i)) for i in range(count)]
+    loaded, real_load = [], dpe_hf.cli.enhance.load_model
+
+    def load(spec, device, runtime, threads):
+        loaded.append(threads)
+        return real_load(spec, device, runtime, threads)
+
+    monkeypatch.setattr(dpe_hf.cli.enhance, "load_model", load)
+    assert main(["enhance", *map(str, files), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--overlap-io", mode]) == 0
+    assert loaded == [max(1, worker_threads(None) // workers)]
 
 
 def test_a_failed_write_is_reported_and_the_batch_goes_on(tmp_path, model, monkeypatch, capsys):

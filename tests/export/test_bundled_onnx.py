@@ -57,6 +57,14 @@ def test_default_enhance_on_cpu_runs_without_torch_and_matches_torch(tmp_path):
     assert np.abs(a - b).max() <= 1
 
 
+def test_the_sessions_threads_are_the_photos_share():
+    """`dpe enhance` on several photos runs two at a time, each network run on its share of the threads."""
+    for threads in (1, 2):
+        generator = load_model(None, "cpu", "auto", threads)
+        assert isinstance(generator, OnnxGenerator)
+        assert generator.session.get_session_options().intra_op_num_threads == threads
+
+
 def test_runtime_choice():
     assert isinstance(load_model(None, "cpu", "auto"), OnnxGenerator)
     assert isinstance(load_model("dpe-expertC", "cpu", "onnx"), OnnxGenerator)

@@ -117,7 +117,7 @@ def test_the_torch_free_path_converts_too():
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif"])
 def test_dpe_enhance_writes_the_photos_space_with_its_profile(tmp_path, monkeypatch, suffix):
-    monkeypatch.setattr(dpe_hf.cli.enhance, "load_model", lambda spec, device="cpu", runtime="torch": ConstantNet())
+    monkeypatch.setattr(dpe_hf.cli.enhance, "load_model", lambda spec, device="cpu", runtime="torch", threads=None: ConstantNet())
     for name, icc, expected in (("adobe", ADOBE, SRGB_RED_IN_ADOBE), ("srgb", SRGB, (255, 0, 0)),
                                 ("plain", None, (255, 0, 0))):
         src = tmp_path / f"{name}{suffix}"
