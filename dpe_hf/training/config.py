@@ -55,8 +55,9 @@ class DataConfig:
     target: list[str] = field(default_factory=list)
     # good photos whose copies, through `degrade`'s random edits, are ordinary photos too: flat,
     # dull "camera renderings", for when the photos to enhance are flatter than the source
-    # folders; with `source` as well, half of each source batch comes from each
+    # folders; with `source` as well, `degraded_share` of the source crops come from them
     degraded_source: list[str] = field(default_factory=list)
+    degraded_share: float = 0.5
     streaming: bool = False
     crop: int = 256
     max_side: int = 512  # photos are brought to this long side first (the paper's protocol)
@@ -120,6 +121,9 @@ class TrainConfig:
             raise ConfigError(f"ema_decay: {self.ema_decay} is not in [0, 1) (0 turns the average off)")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision: {self.mixed_precision!r} is not one of no, bf16, fp16")
+        if not 0.0 < self.data.degraded_share < 1.0:
+            raise ConfigError(f"data.degraded_share: {self.data.degraded_share} is not between 0 and 1 "
+                              "(to use one kind of source only, leave the other folder list empty)")
 
 
 def _from_dict(cls, values: dict[str, Any], where: str = ""):

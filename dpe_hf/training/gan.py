@@ -225,7 +225,7 @@ class GANTask:
     # -- data --------------------------------------------------------------------------------
     def _make_source(self, real, degraded, seed: int):
         """Crops of the ordinary photos `real`, and of the good photos `degraded` after the
-        synthetic edits (`data.degrade`); half of the crops from each when both are given."""
+        synthetic edits (`data.degrade`); `data.degraded_share` of them degraded when both are given."""
         data = self.config.data
         streams = []
         if real is not None:
@@ -233,7 +233,8 @@ class GANTask:
         if degraded is not None:
             streams.append(_InputSide(corpora.SyntheticPairs(degraded, data.crop, seed, max_side=data.max_side,
                                                              degrade_config=data.degrade)))
-        return streams[0] if len(streams) == 1 else corpora.MixedPairs(streams, [0.5, 0.5], seed)
+        share = data.degraded_share
+        return streams[0] if len(streams) == 1 else corpora.MixedPairs(streams, [1 - share, share], seed)
 
     def _build_streams(self) -> None:
         config, data, accelerator = self.config, self.config.data, self.accelerator

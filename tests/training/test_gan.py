@@ -233,7 +233,8 @@ def test_degraded_source_shows_the_generators_the_degrade_edits_of_good_photos(t
     def source_crops(n: int, **folders) -> torch.Tensor:
         AcceleratorState._reset_state(True)
         data = {"target": [str(tmp_path / "target")], "crop": 32, "max_side": 64, "degrade": darker,
-                **{key: [str(tmp_path / name)] for key, name in folders.items()}}
+                **{key: [str(tmp_path / name)] for key, name in folders.items() if key != "degraded_share"},
+                "degraded_share": folders.get("degraded_share", 0.5)}
         config = build_config({"mode": "gan2way", "seed": 0, "batch_size": n, "model": {"width": 0.25},
                                "gan": {"critic_width": 0.25}, "data": data})
         task = GANTask(config, Accelerator(cpu=True))
@@ -252,7 +253,12 @@ def test_degraded_source_shows_the_generators_the_degrade_edits_of_good_photos(t
     grey = float(two_stops_darker(torch.tensor(1.0)))
     assert all(min(abs(m - 1.0), abs(m - grey)) < 2e-3 for m in mixed.tolist())
     assert 3 <= sum(abs(m - 1.0) < 2e-3 for m in mixed.tolist()) <= 13
+    # a quarter degraded: of 64 crops, 16 expected (binomial sd 3.5)
+    quarter = source_crops(64, source="white", degraded_source="white", degraded_share=0.25).mean(dim=(1, 2, 3))
+    assert 6 <= sum(abs(m - grey) < 2e-3 for m in quarter.tolist()) <= 27
     AcceleratorState._reset_state(True)
+    with pytest.raises(ConfigError, match="data.degraded_share"):
+        build_config({"mode": "gan2way", "data": {"degraded_share": 1.0}})
 
 
 # -- end to end on generated data ---------------------------------------------------------------
