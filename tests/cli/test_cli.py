@@ -424,6 +424,26 @@ def test_two_photos_are_in_work_at_once_and_no_more(tmp_path, model, monkeypatch
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}_enhanced.png" for i in range(5)]
 
 
+def test_library_threads_hold_blas_and_opencv_to_the_share_and_give_them_back(monkeypatch):
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    from dpe_hf.batch import library_threads
+
+    def blas() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    opencv, numpy_blas = cv2.getNumThreads(), blas()
+    assert numpy_blas  # numpy's BLAS is one of the pools seen
+    with library_threads(1):
+        assert cv2.getNumThreads() == 1 and set(blas()) == {1}
+    assert cv2.getNumThreads() == opencv and blas() == numpy_blas
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # an install without it: OpenCV's pool only
+    with library_threads(1):
+        assert cv2.getNumThreads() == 1 and blas() == numpy_blas
+    assert cv2.getNumThreads() == opencv
+
+
 @pytest.mark.parametrize("count, mode, workers", [(1, "on", 1), (3, "on", 2), (3, "auto", 2), (3, "off", 1)])
 def test_each_photo_gets_its_share_of_the_threads(tmp_path, model, monkeypatch, count, mode, workers):
     import dpe_hf.cli.enhance
