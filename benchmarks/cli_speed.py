@@ -76,14 +76,14 @@ def _warm_worker(args: argparse.Namespace) -> None:
     fidelity and the output arrays (for max |diff|) of each photo."""
     import numpy as np
 
-    from dpe_hf.batch import load_model, photo_workers, threads_per_photo
+    from dpe_hf.batch import load_model, photo_share
     from dpe_hf.cli import build_parser, enhance
     from dpe_hf.enhancer import Enhancer
     from dpe_hf.imageio import read_image
     from dpe_hf.ops.guided import downscale_long_side
 
     # as `dpe enhance` loads it for this batch: each photo's share of the threads
-    generator = load_model(None, "auto", args.runtime, threads_per_photo(photo_workers(len(args.files), True)))
+    generator = load_model(None, "auto", args.runtime, photo_share(len(args.files), True)[1])
     flags = ["-o", args.out_dir, "--overwrite", "--runtime", args.runtime]
     parser = build_parser()
     enhance.run(parser.parse_args(["enhance", args.files[0], *flags]), generator=generator)  # warm-up

@@ -290,7 +290,7 @@ def _fmt_truth(rows: list[dict]) -> str:
 
 
 def _batch_worker(args: argparse.Namespace) -> None:
-    from dpe_hf.batch import load_model, photo_workers, threads_per_photo
+    from dpe_hf.batch import load_model, photo_share
     from dpe_hf.cli import build_parser, enhance
 
     if args.threads:
@@ -299,7 +299,7 @@ def _batch_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     overlap = args.method != "no-overlap"
     # as dpe enhance loads it for this batch (each photo's share of the threads); once, outside the timing
-    gen = load_model(args.model, "auto", "auto", threads_per_photo(photo_workers(len(args.files), overlap)))
+    gen = load_model(args.model, "auto", "auto", photo_share(len(args.files), overlap)[1])
     flags = ["-o", args.out_dir, "--overwrite", "--overlap-io", "on" if overlap else "off"]
     parser = build_parser()
     enhance.run(parser.parse_args(["enhance", args.files[0], *flags]), generator=gen)  # warm-up

@@ -41,7 +41,7 @@ def load_model(spec: str | Path | None, device: str = "auto", runtime: str = "to
     torch (start-up). `runtime`: "auto" runs a bundled checkpoint's ONNX copy when the network
     would run on the CPU (the same network; outputs within a level of torch's, and no torch
     import, which is most of a single photo's start-up), "onnx" insists on it, "torch" never
-    uses it. `threads`: CPU threads of an ONNX model's session (`threads_per_photo`; None: all).
+    uses it. `threads`: CPU threads of an ONNX model's session (`photo_share`; None: all).
     Raises ModelLoadError, or ValueError for a device or runtime that cannot be."""
     from dpe_hf.errors import ModelLoadError
     from dpe_hf.hub import load_generator
@@ -225,7 +225,14 @@ def threads_per_photo(workers: int) -> int:
     out, at least one."""
     from dpe_hf.ops.strips import worker_threads
 
-    return max(1, worker_threads(None) // max(1, workers))
+    return max(1, worker_threads(None) // workers)
+
+
+def photo_share(count: int, overlap: bool) -> tuple[int, int]:
+    """(photos at once, threads of each photo's passes) for a batch of `count` photos: what the
+    model is loaded with (an ONNX session's threads are fixed then) and `run_batch` is given."""
+    workers = photo_workers(count, overlap)
+    return workers, threads_per_photo(workers)
 
 
 def run_batch(jobs: list[BatchJob], settings: BatchSettings, process, *, workers: int, on_error,

@@ -135,10 +135,9 @@ def plan_batch(args, processes=None) -> list:
 
 def batch_workers(args, jobs: list) -> tuple[int, int]:
     """(photos at once, threads of each photo's passes) for these jobs and args.overlap_io."""
-    from dpe_hf.batch import photo_workers, threads_per_photo
+    from dpe_hf.batch import photo_share
 
-    workers = photo_workers(sum(job.output is not None for job in jobs), args.overlap_io != "off")
-    return workers, threads_per_photo(workers)
+    return photo_share(sum(job.output is not None for job in jobs), args.overlap_io != "off")
 
 
 def run_batch_command(args, jobs: list, process, desc: str, start: float, *, workers: int, processes=None) -> int:
